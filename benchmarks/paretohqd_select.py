@@ -42,7 +42,7 @@ def time_once(scores: np.ndarray, grid: np.ndarray, groups: np.ndarray, layers: 
     ideal_nadir(scores, hq, "data")
     layers_s = time.perf_counter() - start
     start = time.perf_counter()
-    selection = select_for_grid(scores, grid, k, layers, groups=groups, max_per_prompt=1, min_hq_size=min_hq)
+    selection = select_for_grid(scores, grid, k=k, num_layers=layers, groups=groups, max_per_prompt=1, min_hq_size=min_hq)
     total_s = time.perf_counter() - start
     return {"layers_s": layers_s, "select_total_s": total_s, "hq_size": int(selection.hq.shape[0]),
             "selected": [int(ix.shape[0]) for ix in selection.indices]}

@@ -68,3 +68,65 @@ def build_tiny_lm(path, vocab_size: int = 300, seed: int = 0):
 def tiny_lm_dir(tmp_path_factory):
     """Folder with a tiny random causal LM + tokenizer, loadable with ``from_pretrained``."""
     return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm")))
+
+
+class Killed(RuntimeError):
+    """What :class:`SFTHooks.kill_after` raises: a training stopped as a SIGKILL would stop it."""
+
+
+class SFTHooks:
+    """Callbacks slipped into every SFT trainer that ``moalign.train.sft.train_sft`` builds during a test."""
+
+    Killed = Killed
+
+    def __init__(self, monkeypatch):
+        self.monkeypatch = monkeypatch
+
+    def add(self, callback) -> None:
+        from moalign.train import sft
+
+        real = sft.build_sft_trainer
+
+        def build(*args, **kwargs):
+            trainer = real(*args, **kwargs)
+            trainer.add_callback(callback)
+            return trainer
+
+        self.monkeypatch.setattr(sft, "build_sft_trainer", build)
+
+    def kill_after(self, step: int) -> list[str]:
+        """The first trainer raises :class:`Killed` right after writing checkpoint ``step``; the returned list
+        then holds its checkpoint folder."""
+        from transformers import TrainerCallback
+
+        fired: list[str] = []
+
+        class Kill(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                if state.global_step == step and not fired:
+                    fired.append(args.output_dir)
+                    raise Killed(f"killed after step {step}")
+
+        self.add(Kill())
+        return fired
+
+    def record_steps(self) -> dict[str, list[int]]:
+        """From now on, the global steps each trainer runs, keyed by its checkpoint folder."""
+        from transformers import TrainerCallback
+
+        steps: dict[str, list[int]] = {}
+
+        class Record(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                steps.setdefault(args.output_dir, []).append(state.global_step)
+
+        self.add(Record())
+        return steps
+
+    def clear(self) -> None:
+        self.monkeypatch.undo()
+
+
+@pytest.fixture
+def sft_hooks(monkeypatch):
+    return SFTHooks(monkeypatch)

@@ -63,3 +63,56 @@ def test_select_rejects_a_preference_off_the_simplex(tmp_path, capsys):
     code = main(["select", str(tmp_path / "s.jsonl"), "--preference", "0.5,0.6", "--out", str(tmp_path / "x.jsonl")])
     assert code == 2 and "sums to 1.1" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def _write_scored(path, scores, objectives=("x", "y")):
+    import json
+
+    path.write_text("".join(json.dumps({"prompt": f"p{i}", "response": f"r{i}",
+                                        **{f"score.{o}": v for o, v in zip(objectives, row)}}) + "\n"
+                            for i, row in enumerate(scores)))
+
+
+def test_select_takes_ideal_and_nadir_by_paretohqds_default_rule(tmp_path):
+    import numpy as np
+
+    from moalign.data import load_scored
+    from moalign.methods.paretohqd.config import ParetoHqDConfig
+    from moalign.methods.paretohqd.select import select_for_grid
+
+    # front = rows 1, 2, 3; over the front (nadir (0, 2)) row 3 is nearest w=(.5,.5), over all rows (nadir (0, 0)) row 1
+    scores = [[3.0, 1.0], [4.0, 2.0], [0.0, 4.0], [1.0, 3.0], [0.0, 0.0], [1.0, 2.0]]
+    _write_scored(tmp_path / "s.jsonl", scores)
+    expected = select_for_grid(np.array(scores), np.array([[0.5, 0.5]]), k=1, num_layers=1,
+                               rule=ParetoHqDConfig.ideal_nadir).indices[0]
+    assert expected.tolist() == [1]
+    for extra, want in (([], ["r1"]), (["--ideal-nadir", "hq"], ["r3"])):
+        out = tmp_path / f"sel{len(extra)}.jsonl"
+        assert main(["select", str(tmp_path / "s.jsonl"), "--preference", "0.5,0.5", "--k", "1", *extra,
+                     "--out", str(out)]) == 0
+        assert load_scored(out).responses == want
+
+
+def test_ideal_nadir_choices_are_paretohqds_and_help_documents_overwrite(capsys):
+    import pytest
+
+    from moalign.cli import IDEAL_NADIR_CHOICES
+    from moalign.methods.paretohqd.select import IDEAL_NADIR_RULES
+
+    assert IDEAL_NADIR_CHOICES == IDEAL_NADIR_RULES
+    for verb in ("select", "score"):
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--overwrite" in text and "an existing output is refused and left untouched" in text
+
+
+def test_a_constant_objective_warns_in_one_line_and_still_selects(tmp_path, capsys):
+    from moalign.data import load_scored
+
+    _write_scored(tmp_path / "s.jsonl", [[1.0, 5.0], [2.0, 5.0], [0.5, 5.0]])
+    assert main(["select", str(tmp_path / "s.jsonl"), "--preference", "0.5,0.5", "--k", "1",
+                 "--out", str(tmp_path / "o.jsonl")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and warning[0].startswith("moalign select: warning: ") and "ideal - 1" in warning[0]
+    assert load_scored(tmp_path / "o.jsonl").responses == ["r1"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -19,10 +22,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"moalign {args.verb}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"moalign {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, OSError) as err:
+        if os.environ.get("MOALIGN_DEBUG"):  # MOALIGN_DEBUG=1 shows the traceback instead
+            raise
+        print(f"moalign {args.verb}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+_OS_FIXES = {
+    errno.EACCES: "fix the permissions, or choose another path",
+    errno.EPERM: "fix the permissions, or choose another path",
+    errno.EROFS: "the file system is read-only; choose a path on a writable one",
+    errno.ENOSPC: "the disk is full; free some space or choose a path on another disk",
+    errno.ENOENT: "check that the path exists",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "the path is a folder; give a file path",
+}
+
+
+def error_message(err: BaseException) -> str:
+    """What follows ``error:``: the message, or for a system error the path, the reason and a fix."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.strerror:
+        where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+        fix = _OS_FIXES.get(err.errno, "check the path, its permissions and the free space")
+        return f"{where + ': ' if where else ''}{err.strerror}; {fix}"
+    return str(err)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,16 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="JSONL/Parquet/dataset folder with prompt and response columns")
     p.add_argument("--rewards", required=True, help="comma-separated reward specs (rule, preset or hf:<path>)")
     p.add_argument("--objectives", help="comma-separated objective names (default: the reward specs)")
-    p.add_argument("--out", required=True, help="output file (.jsonl or .parquet)")
-    p.add_argument("--stats-out", help="also fit z-score statistics and save them here (JSON)")
+    p.add_argument("--out", required=True,
+                   help="output: .jsonl or .parquet file, else a dataset folder; an existing one is refused")
+    p.add_argument("--stats-out", help="also fit z-score statistics and save them here (JSON); an existing file "
+                   "is refused. Fitted before anything is written: a constant reward writes nothing")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_score)
 
-    p = sub.add_parser("select", help="Pareto layers and direction selection")
+    p = sub.add_parser("select", help="Pareto layers and direction selection",
+                       description="Keep the top L non-dominated layers of a scored file and, with --preference, "
+                       "the k of them nearest that preference's ray (ParetoHqD's selection, moalign.pareto).")
     p.add_argument("scored", help="scored file (see `moalign score`)")
     p.add_argument("--layers", type=int, default=1, help="keep the top L non-dominated layers (default 1)")
-    p.add_argument("--preference", help="comma-separated w: keep the k points nearest to its direction")
-    p.add_argument("--k", type=int, default=100, help="how many points to keep along the direction")
-    p.add_argument("--out", required=True, help="output file with the selected rows (and a pareto_layer column)")
+    p.add_argument("--preference", help="w, one weight per objective in the file's order, comma-separated, "
+                   "summing to 1 (e.g. 0.3,0.7): keep the k points nearest to its direction (needs 2+ objectives)")
+    p.add_argument("--k", type=int, default=100, help="how many points to keep along the direction (>= 1)")
+    p.add_argument("--ideal-nadir", choices=IDEAL_NADIR_CHOICES, default="data",
+                   help="ideal/nadir of the preference ray: per-objective max/min over all rows (data, the default, "
+                   "as ParetoHqD's ideal_nadir) or over the kept layers only (hq); a constant objective gets "
+                   "nadir = ideal - 1, with a warning")
+    p.add_argument("--out", required=True, help="output (.jsonl or .parquet file, else a dataset folder) with the "
+                   "selected rows and a pareto_layer column; an existing one is refused")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_select)
 
     p = sub.add_parser("train", help="train a method")
@@ -78,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_methods)
     return parser
+
+
+OVERWRITE_HELP = ("replace an existing output file or folder (atomically, once the new one is fully written); "
+                  "without it an existing output is refused and left untouched")
+IDEAL_NADIR_CHOICES = ("data", "hq")  # moalign.methods.paretohqd.select.IDEAL_NADIR_RULES (checked by a test)
 
 
 def _offline_defaults() -> None:
@@ -106,21 +152,32 @@ def _build(args) -> int:
 
 def _score(args) -> int:
     from moalign.data import ScoredSet, load_scored, save_scored
+    from moalign.data.io import check_finite_scores
+    from moalign.io_utils import atomic_write_json
     from moalign.rewards import build_rewards
     from moalign.rewards.base import score_matrix
+    from moalign.rewards.normalize import ZScore
 
     specs = _split(args.rewards)
     objectives = _split(args.objectives) or specs
     if len(objectives) != len(specs):
         raise ValueError(f"--objectives names {len(objectives)} objectives but --rewards gives {len(specs)} rewards")
+    out = output_path(args.out, "--out", overwrite=args.overwrite, inputs=[args.data])
+    stats_out = (output_path(args.stats_out, "--stats-out", overwrite=args.overwrite, inputs=[args.data])
+                 if args.stats_out else None)
+    if stats_out is not None and stats_out.absolute() == out.absolute():
+        raise ValueError(f"--stats-out and --out both name {out}; give the statistics their own file")
     data = load_scored(args.data, objectives=[])
     scores = score_matrix(build_rewards(specs), data.prompts, data.responses, progress=True)
-    save_scored(ScoredSet(data.prompts, data.responses, scores, objectives, data.ids), args.out)
-    if args.stats_out:
-        from moalign.rewards.normalize import ZScore
-
-        ZScore(objectives).fit(scores).save(args.stats_out)
-    print(f"scored {len(data)} responses on {objectives} -> {args.out}")
+    scored = ScoredSet(data.prompts, data.responses, scores, objectives, data.ids)
+    check_finite_scores(scored, out)
+    stats = ZScore(objectives).fit(scores) if stats_out is not None else None  # a constant reward fails here
+    with writing("--out", out):
+        save_scored(scored, out, overwrite=args.overwrite)
+    if stats is not None:
+        with writing("--stats-out", stats_out):
+            atomic_write_json(stats_out, stats.to_dict(), overwrite=args.overwrite)
+    print(f"scored {len(data)} responses on {objectives} -> {out}")
     return 0
 
 
@@ -129,20 +186,115 @@ def _select(args) -> int:
 
     from moalign.data import load_scored
     from moalign.data.io import scored_columns, write_columns
-    from moalign.pareto import pareto_layers, select_nearest_to_direction, validate_preference
+    from moalign.pareto import pareto_layers
 
+    _require_count(args.layers, "--layers", "how many non-dominated layers to keep")
+    _require_count(args.k, "--k", "how many rows to keep along the preference direction")
+    out = output_path(args.out, "--out", overwrite=args.overwrite, inputs=[args.scored])
     data = load_scored(args.scored)
     ranks = pareto_layers(data.scores, max_layers=args.layers)
     keep = np.flatnonzero(ranks >= 0)
     if args.preference:
-        w = validate_preference([float(x) for x in _split(args.preference)], data.scores.shape[1])
-        ideal, nadir = data.scores[keep].max(axis=0), data.scores[keep].min(axis=0)
-        keep = select_nearest_to_direction(data.scores, w, ideal, nadir, args.k, candidates=keep)
+        keep = _along_preference(data, keep, args)
     selected = data.subset(keep)
     columns = {**scored_columns(selected), "pareto_layer": ranks[keep].tolist()}
-    write_columns(columns, Path(args.out))
-    print(f"kept {len(selected)} of {len(data)} rows (top {args.layers} layer(s)) -> {args.out}")
+    with writing("--out", out):
+        write_columns(columns, out, overwrite=args.overwrite)
+    print(f"kept {len(selected)} of {len(data)} rows (top {args.layers} layer(s)) -> {out}")
     return 0
+
+
+def _along_preference(data, keep, args):
+    """The ``--k`` rows of ``keep`` nearest the ``--preference`` ray; ideal/nadir by ParetoHqD's own rule."""
+    import numpy as np
+
+    from moalign.methods.paretohqd.select import ideal_nadir
+    from moalign.pareto import preference_direction_distance, select_nearest_to_direction
+
+    if len(data.objectives) < 2:
+        raise ValueError(f"--preference needs at least two objectives, but {args.scored} has one "
+                         f"({data.objectives[0]!r}), so there is no trade-off to choose along; drop --preference "
+                         "(--layers L alone keeps the L best score levels)")
+    w = parse_preference(args.preference, data.objectives)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ideal, nadir = ideal_nadir(data.scores, keep, rule=args.ideal_nadir)
+    for warning in caught:
+        print(f"moalign select: warning: {warning.message}", file=sys.stderr)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dist = preference_direction_distance(data.scores[keep], w, ideal, nadir)
+        if not (np.all(np.isfinite(dist)) and np.all(np.isfinite(ideal - nadir))):
+            top = float(np.abs(data.scores).max())
+            raise ValueError(f"{args.scored}: scores up to {top:.3g} in magnitude overflow float64 when measuring "
+                             "the distance to the --preference direction; rescale the scores (e.g. z-score them, "
+                             f"or divide by 1e{max(int(np.log10(top)) - 100, 1)}) and select again")
+        return select_nearest_to_direction(data.scores, w, ideal, nadir, args.k, candidates=keep)
+
+
+def parse_preference(text: str, objectives: list[str]):
+    """``--preference`` as a simplex vector over ``objectives``; errors name the flag and the expected form."""
+    from moalign.pareto import validate_preference
+
+    m = len(objectives)
+    share = round(1.0 / m, 3)
+    example = ",".join([f"{share:g}"] * (m - 1) + [f"{1 - share * (m - 1):.3g}"])
+    form = (f"give {m} comma-separated weights, one per objective ({', '.join(objectives)}), summing to 1, "
+            f"e.g. --preference {example}")
+    try:
+        values = [float(x) for x in _split(text)]
+    except ValueError:
+        raise ValueError(f"--preference {text!r} is not a list of numbers; {form}") from None
+    try:
+        return validate_preference(values, m, name="--preference")
+    except ValueError as err:
+        raise ValueError(f"{err}; {form}") from None
+
+
+def _require_count(value: int, flag: str, what: str) -> None:
+    if value < 1:
+        raise ValueError(f"{flag} {value}: {what} must be at least 1")
+
+
+@contextmanager
+def writing(flag: str, path: Path) -> Iterator[None]:
+    """Turn a system error while writing an output into one naming the flag and the path the user gave
+    (not the temporary file beside it)."""
+    try:
+        yield
+    except OSError as err:
+        if not err.strerror:
+            raise
+        fix = _OS_FIXES.get(err.errno, "check the path, its permissions and the free space")
+        raise OSError(f"cannot write {flag} {path}: {err.strerror}; {fix}") from err
+
+
+def output_path(text: str, flag: str, *, overwrite: bool, inputs: Sequence[str] = ()) -> Path:
+    """Check an output path before any work: nothing there (or ``overwrite``), and a writable folder above it.
+
+    Even with ``overwrite``, a folder holding the current folder or an input is refused (replacing it would
+    delete them). Missing folders on the way are created later, when the output is written.
+    """
+    from moalign.io_utils import describe
+
+    path = Path(text)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{flag} {path} already exists ({describe(path)}); it is left untouched: pass "
+                              "--overwrite to replace it, or choose another path")
+    if overwrite and path.is_dir() and not path.is_symlink():
+        target = path.resolve()
+        for held, what in ((Path.cwd(), "the current folder"), *((Path(p).resolve(), f"the input {p}") for p in inputs)):
+            if held == target or target in held.parents:
+                raise ValueError(f"{flag} {path} is a folder holding {what}; --overwrite would delete it, so it is "
+                                 "refused: choose another output path")
+    folder = path.parent
+    while not os.path.lexists(folder):
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag} {path}: the folder {folder} is not writable (permissions or a read-only "
+                              "file system); choose a writable folder, or fix its permissions")
+    return path
 
 
 def _train(args) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,21 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config value or key is wrong; the message names the key, the source and the fix."""
+
+
+# objective names become folder and file names in the run directory (``margin/<objective>``, pair files)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_safe_name(value: Any, field: str) -> None:
+    """ConfigError unless ``value`` is a name that is safe as one path part: letters, digits, ``_ - .``,
+    starting with a letter or digit, never ``..`` (so no name can climb out of the run directory)."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ConfigError(
+            f"{field}: {value!r} is not a safe name; it becomes a folder name in the run directory, so use only "
+            "letters, digits, '_', '-' and '.' (starting with a letter or digit, no '/', no '..'), "
+            "e.g. task.objectives=[helpful,harmless]"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -111,6 +127,13 @@ class TaskConfig:
     num_test_prompts: int = 32
     prompt_template: str | None = None  # None: the source's own template; see moalign.data.templates
 
+    def __post_init__(self) -> None:
+        for name in self.objectives or []:
+            check_safe_name(name, "task.objectives")
+        repeated = sorted({o for o in self.objectives or [] if list(self.objectives).count(o) > 1})
+        if repeated:
+            raise ConfigError(f"task.objectives: {repeated} appear more than once; name each objective once")
+
 
 @dataclass
 class EvalSettings:
@@ -164,12 +187,25 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass the path of a YAML file (see configs/).")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(_read_utf8(path)) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values, got {type(data).__name__}")
     return data
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text; a byte that is not UTF-8 is named with its offset and line (not a bare traceback)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}) "
+            f"({err.reason}); save the file as UTF-8"
+        ) from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -191,6 +227,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys raise with a "did you mean" suggestion."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a section (a mapping of keys to values), got {data!r} "
+                          f"({type(data).__name__}); write it as `key: value` lines under the section name")
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)

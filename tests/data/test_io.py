@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -70,7 +73,7 @@ def test_scored_round_trip(tmp_path, name):
 def test_pairs_round_trip(tmp_path, name):
     for with_scores in (True, False):
         original = _pairs(with_scores)
-        _assert_pairs_equal(load_pairs(save_pairs(original, tmp_path / name)), original)
+        _assert_pairs_equal(load_pairs(save_pairs(original, tmp_path / name, overwrite=True)), original)
 
 
 def test_in_memory_datasets_round_trip():
@@ -133,7 +136,7 @@ def test_loading_leaves_the_file_unchanged_and_writes_are_atomic(tmp_path):
     assert path.read_bytes() == before
     bad = ScoredSet(prompts=["p"], responses=[object()], scores=[[1.0]], objectives=["x"])  # not JSON-writable
     with pytest.raises(TypeError):
-        save_scored(bad, path)
+        save_scored(bad, path, overwrite=True)
     assert path.read_bytes() == before  # the failed write did not touch the old file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl"]  # and left no temporary file behind
 
@@ -141,7 +144,7 @@ def test_loading_leaves_the_file_unchanged_and_writes_are_atomic(tmp_path):
 def test_parquet_overwrite_replaces_whole_file(tmp_path):
     path = tmp_path / "s.parquet"
     save_scored(_scored(), path)
-    save_scored(_scored().subset(np.array([0])), path)
+    save_scored(_scored().subset(np.array([0])), path, overwrite=True)
     assert len(load_scored(path)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]
 
@@ -152,3 +155,100 @@ def test_saving_non_finite_scores_is_refused(tmp_path):
     with pytest.raises(ValueError, match="row 1 .id 'b'. for objective 'helpful' is nan"):
         save_scored(scored, tmp_path / "s.jsonl")
     assert not list(tmp_path.iterdir())
+
+
+def _tree(root) -> dict:
+    """Every file under ``root`` with its bytes, every folder as None: a snapshot to compare."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("existing", ["file", "folder"])
+def test_saving_refuses_an_existing_file_or_folder_and_leaves_it_untouched(tmp_path, name, existing):
+    target = tmp_path / name
+    if existing == "file":
+        target.write_bytes(b"precious \x00 bytes")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("do not delete")
+    before = _tree(tmp_path)
+    with pytest.raises(FileExistsError, match=f"{name} already exists \\(a {existing}\\).*overwrite=True"):
+        save_scored(_scored(), target)
+    with pytest.raises(FileExistsError, match="already exists"):
+        save_pairs(_pairs(), target)
+    assert _tree(tmp_path) == before  # nothing replaced, nothing left behind
+
+
+@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("existing", ["file", "folder"])
+def test_overwrite_replaces_a_file_or_folder_and_leaves_no_leftovers(tmp_path, name, existing):
+    target = tmp_path / name
+    if existing == "file":
+        target.write_text("old")
+    else:
+        target.mkdir()
+        (target / "old.txt").write_text("old")
+    _assert_scored_equal(load_scored(save_scored(_scored(), target, overwrite=True)), _scored())
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file and no renamed-aside old entry
+
+
+def test_a_failed_folder_replacement_puts_the_old_entry_back(tmp_path, monkeypatch):
+    from moalign import io_utils
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep.txt").write_text("old")
+    real, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the old folder is aside; the new one fails to move in
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(io_utils.os, "replace", flaky)
+    with pytest.raises(OSError, match="No space"):
+        with io_utils.atomic_dir(target) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (target / "keep.txt").read_text() == "old"
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_outputs_get_the_permissions_of_the_umask_not_0600(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        paths = [save_scored(_scored(), tmp_path / n) for n in ("s.jsonl", "s.parquet", "folder")]
+        save_pairs(_pairs(), tmp_path / "p.jsonl")
+    finally:
+        os.umask(old)
+    for path in [*paths[:2], tmp_path / "p.jsonl", *paths[2].iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+    assert stat.S_IMODE(paths[2].stat().st_mode) == 0o777 & ~mask
+
+
+def test_extra_columns_keep_their_own_type_in_parquet(tmp_path):
+    import pyarrow.parquet as pq
+
+    from moalign.data.io import scored_columns, write_columns
+
+    columns = {**scored_columns(_scored()), "pareto_layer": [0, 1, 0]}
+    path = write_columns(columns, tmp_path / "f.parquet")
+    table = pq.read_table(path)
+    assert table.column("pareto_layer").to_pylist() == [0, 1, 0] and str(table.schema.field("pareto_layer").type) == "int64"
+    _assert_scored_equal(load_scored(path), _scored())
+
+
+def test_did_you_mean_only_suggests_a_column_of_the_same_kind(tmp_path):
+    row = {"prompt": "p", "rejected": "b", "objective": "a", "chosen_score.a": 1.0, "rejected_score.a": 0.0}
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ValueError, match="missing column 'chosen'; add a 'chosen' column") as err:
+        load_pairs(path)
+    assert "did you mean" not in str(err.value)  # renaming chosen_score.a to chosen would corrupt the data
+    path.write_text(json.dumps({**row, "chosn": "a"}) + "\n")
+    with pytest.raises(ValueError, match="did you mean 'chosn'"):
+        load_pairs(path)
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "response": "r", "score.helpfull": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="did you mean 'score.helpfull'"):
+        load_scored(path, objectives=["helpful"])

@@ -35,12 +35,13 @@ def test_checkpoint_family_round_trip_with_paths_relative_to_the_run(tmp_path):
     family = CheckpointFamily("per-w", {(0.2, 0.8): tmp_path / "ckpt" / "a", (0.8, 0.2): tmp_path / "ckpt" / "b"})
     save_family(family, tmp_path / "family.json")
     saved = json.loads((tmp_path / "family.json").read_text())
-    assert saved["checkpoints"] == {"[0.2, 0.8]": "ckpt/a", "[0.8, 0.2]": "ckpt/b"}
+    assert saved["checkpoints"] == {"w=0.20,0.80": "ckpt/a", "w=0.80,0.20": "ckpt/b"}  # keyed by preference tag
+    assert saved["points"] == {"w=0.20,0.80": [0.2, 0.8], "w=0.80,0.20": [0.8, 0.2]}
     loaded = load_family(tmp_path)  # a run folder holding family.json works too
     assert loaded.describe() == family.describe()
-    assert loaded._nearest(np.array([0.8, 0.2])) == str(tmp_path / "ckpt" / "b")
-    with pytest.raises(KeyError, match="no checkpoint for preference"):
-        loaded._nearest([0.5, 0.5])
+    assert loaded.checkpoint_for(np.array([0.8, 0.2])) == str(tmp_path / "ckpt" / "b")
+    with pytest.raises(KeyError, match="no checkpoint for preference w=0.50,0.50"):
+        loaded.checkpoint_for([0.5, 0.5])
 
 
 def test_shared_family_keeps_hub_names_and_rebuilds(tmp_path):

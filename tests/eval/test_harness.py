@@ -84,7 +84,7 @@ def test_a_changed_config_reruns_only_the_affected_stages(tmp_path, tiny_lm_dir,
     assert ran == {"eval/metrics", "report"}
     assert any("[eval/metrics] rerunning: input(s) changed: hv_reference null -> [0.0, 0.0]" in m for m in messages)
     ran, messages = rerun(max_new_tokens=4)
-    assert ran == {f"eval/{s}/w_{w}" for s in ("generate", "score") for w in ("0.000_1.000", "0.500_0.500", "1.000_0.000")} | {"eval/metrics", "report"}
+    assert ran == {f"eval/{s}/w={w}" for s in ("generate", "score") for w in ("0.00,1.00", "0.50,0.50", "1.00,0.00")} | {"eval/metrics", "report"}
     assert any("generation.max_new_tokens 8 -> 4" in m for m in messages)
 
 

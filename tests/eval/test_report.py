@@ -99,3 +99,23 @@ def test_html_report_draws_in_chromium_and_a_click_shows_generations(two_runs, t
     dom = _chromium("--dump-dom", "--virtual-time-budget=3000", url + f"#run=0&point={index}").stdout
     details = dom[dom.index('id="details"') :]
     assert "spread  w = (1,0)" in details and "eeeeeeeeee" in details and "No point selected" not in details
+
+
+def test_html_embeds_hostile_generations_as_json_the_page_parser_cannot_break():
+    from moalign.eval.html import page_data, render_html
+    from moalign.eval.report import RunResult
+
+    hostile = ["<!--<script>", "</script><script>alert(1)</script>", "a & b > c <b>", "line\u2028sep\u2029", "é ✓"]
+    points = [{"key": f"w{i}", "w": [i / 2, 1 - i / 2], "mean": [float(i), 1.0 - i], "se": [0.0, 0.0], "n": 2,
+               "collapse_rate": 0.0} for i in range(3)]
+    samples = {p["key"]: [{"index": j, "prompt": text, "response": text + "!", "scores": {"a": 1.0, "b": 2.0},
+                           "collapsed": False} for j, text in enumerate(hostile)] for p in points}
+    run = RunResult("<run>", None, {"objectives": ["a", "b"], "points": points}, samples)
+    page = render_html([run], ["run"], [["x"]])
+    open_tag = '<script type="application/json" id="data">'
+    start = page.index(open_tag) + len(open_tag)
+    embedded = page[start : page.index("</script>", start)]
+    assert json.loads(embedded) == json.loads(json.dumps(page_data([run])))  # every byte of every generation back
+    for sequence in ("<!--", "<script", "</script", "\u2028", "\u2029", "<", ">", "&"):
+        assert sequence not in embedded
+    assert page.count("<script") == 2 and page.count("</script>") == 2  # the data element and the page's script

@@ -51,7 +51,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_lm
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     done = _finished(run_dir)
-    assert {"eval/prompts", "eval/generate/w_0.000_1.000"} <= done and "eval/metrics" not in done
+    assert {"eval/prompts", "eval/generate/w=0.00,1.00"} <= done and "eval/metrics" not in done
 
     # the same command again (in this process, to save a second interpreter start-up)
     capsys.readouterr()

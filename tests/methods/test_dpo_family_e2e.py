@@ -50,16 +50,16 @@ def test_dpo_lw_end_to_end(tmp_path):
     metrics, config = run_method(tmp_path, "dpo_lw", ["eval.grid=list:1,0;0.5,0.5"])
     root = tmp_path / "dpo_lw"
     assert (root / "pairs" / "pairs_info.json").is_file()
-    one_hot = _history(root, "train/w=1.000,0.000")
+    one_hot = _history(root, "train/w=1.00,0.00")
     assert len(one_hot) == 3  # w = e_1 trains on the positivity pairs alone: brevity's are never run
     assert all(row["weight/positivity"] == 1.0 and "loss/brevity" not in row for row in one_hot)
-    assert _history(root, "train/w=0.500,0.500")[0]["weight/positivity"] == 0.5
+    assert _history(root, "train/w=0.50,0.50")[0]["weight/positivity"] == 0.5
     assert metrics
 
 
 def test_dpo_end_to_end(tmp_path):
     metrics, _ = run_method(tmp_path, "dpo", ["eval.grid=list:1,0;0,1"])
-    assert (tmp_path / "dpo" / "train" / "w=0.000,1.000" / "history.jsonl").is_file()
+    assert (tmp_path / "dpo" / "train" / "w=0.00,1.00" / "history.jsonl").is_file()
     assert metrics
 
 

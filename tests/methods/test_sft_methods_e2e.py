@@ -117,7 +117,7 @@ def test_ric_end_to_end(tiny_lm_dir, tmp_path):
     assert text == f"\n\nHuman: Hi? <rm1_score> {high:.1f} <rm2_score> {low:.1f} \n\nAssistant:"
     metrics = evaluate(config, family, run)
     assert np.isfinite(metrics["metrics"]["hypervolume"]["value"])
-    rows = [json.loads(line) for line in (run.stage_dir("eval/generate/w_1.000_0.000") / "generations.jsonl")
+    rows = [json.loads(line) for line in (run.stage_dir("eval/generate/w=1.00,0.00") / "generations.jsonl")
             .read_text().splitlines()]
     assert rows and all(r["model_prompt"] == condition_prompt(r["prompt"], family.targets([1.0, 0.0])) for r in rows)
 
@@ -138,3 +138,44 @@ def test_embedded_configs_train_and_evaluate(method, tmp_path):
     config = load_run_config(root / "configs" / "embedded" / f"{method}.yaml", overrides, get_method(method).config_cls)
     summary = train_method(method, config, evaluate=True)
     assert np.isfinite(summary["metrics"]["metrics"]["hypervolume"]["value"])
+
+
+def _resumable(settings: TrainSettings) -> TrainSettings:
+    settings.max_steps, settings.save_steps = 4, 2
+    return settings
+
+
+@pytest.mark.parametrize("method_name", ["paretohqd", "ric"])
+def test_a_killed_sft_stage_resumes_to_the_uninterrupted_weights(method_name, tiny_lm_dir, tmp_path, sft_hooks):
+    """Kill the first SFT stage after its step-2 checkpoint; the rerun resumes there (the checkpoint lives outside
+    the atomic stage folder) and every trained folder ends bit-identical to an uninterrupted run's."""
+    from moalign.methods.paretohqd import METHOD as PARETOHQD
+    from moalign.methods.paretohqd import ParetoHqDConfig
+    from moalign.methods.ric import METHOD as RIC
+    from moalign.methods.ric import OnlineSettings, RicConfig
+
+    def build():
+        if method_name == "paretohqd":
+            return PARETOHQD, ParetoHqDConfig(num_layers=2, k=6, train=_resumable(_tiny_train()), stage2=False)
+        return RIC, RicConfig(train=_resumable(_tiny_train()), online=OnlineSettings(iterations=0), target_range="data")
+
+    spec, method = build()
+    straight = _run_config(tmp_path / "straight", tiny_lm_dir, method)
+    spec.train(straight, _quiet_run(straight.run_dir)[0])
+
+    config = _run_config(tmp_path / "killed", tiny_lm_dir, build()[1])
+    killed = sft_hooks.kill_after(2)
+    with pytest.raises(sft_hooks.Killed):
+        spec.train(config, _quiet_run(config.run_dir)[0])
+    checkpoints = list((Path(config.run_dir) / "_checkpoints").glob("*/checkpoint-2"))
+    assert len(checkpoints) == 1
+    sft_hooks.clear()
+    steps = sft_hooks.record_steps()
+    family = spec.train(config, _quiet_run(config.run_dir)[0])
+    assert steps[killed[0]] == [3, 4]  # the killed stage resumed after its checkpoint, not from step 0
+    assert not (Path(config.run_dir) / "_checkpoints").exists() or not any((Path(config.run_dir) / "_checkpoints").iterdir())
+    folders = [family.path] if method_name == "ric" else list(family.checkpoints.values())
+    for folder in folders:
+        twin = Path(straight.run_dir) / Path(folder).relative_to(Path(config.run_dir).resolve())
+        mine, theirs = _params(folder), _params(twin)
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), folder

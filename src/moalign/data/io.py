@@ -9,8 +9,9 @@ opens in any tool (pandas, DuckDB, the Hub viewer):
 
 The format follows the path: ``.jsonl``/``.json`` -> JSON lines, ``.parquet`` -> Parquet, anything else -> a
 folder written by ``datasets.Dataset.save_to_disk``. An in-memory ``datasets.Dataset`` can be passed to the
-loaders directly. Every load is validated (see :mod:`moalign.data.validate`); every write is atomic. Loading
-never modifies the user's file.
+loaders directly. Every load is validated (see :mod:`moalign.data.validate`); every write is atomic
+(:mod:`moalign.io_utils`). Loading never modifies the user's file, and saving never replaces an existing file
+or folder unless ``overwrite=True`` is passed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ from moalign.data.validate import (
     pairs_from_table,
     scored_from_table,
 )
-from moalign.io_utils import atomic_dir, atomic_write_text
+from moalign.io_utils import atomic_dir, atomic_file, atomic_write_text, refuse_existing
 
 JSON_SUFFIXES = (".jsonl", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+TEXT_COLUMNS = ("id", "prompt", "response", "chosen", "rejected", "objective")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -65,23 +66,32 @@ def load_pairs(path: Any, objectives: list[str] | None = None) -> PairSet:
     return pairs_from_table(read_table(path), objectives)
 
 
-def save_scored(scored: ScoredSet, path: str | Path) -> Path:
+def save_scored(scored: ScoredSet, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``scored`` to ``path`` (format from the suffix, see the module docstring); returns the path.
 
-    Scores must be finite (a file that :func:`load_scored` would refuse is never written).
+    Scores must be finite (a file that :func:`load_scored` would refuse is never written). An existing file
+    or folder at ``path`` is refused with FileExistsError unless ``overwrite=True`` (then replaced atomically).
     """
+    check_finite_scores(scored, path)
+    return write_columns(scored_columns(scored), Path(path), overwrite=overwrite)
+
+
+def check_finite_scores(scored: ScoredSet, path: str | Path) -> None:
+    """Raise ValueError naming the first row and objective whose score is NaN or infinite."""
     bad = np.argwhere(~np.isfinite(scored.scores))
     if len(bad):
         i, j = bad[0]
         raise ValueError(f"cannot save {path}: the score of row {i} (id {scored.ids[i]!r}) for objective "
                          f"{scored.objectives[j]!r} is {scored.scores[i, j]}; scored files hold finite scores "
                          "(drop the row, or store unknown scores as pairs)")
-    return write_columns(scored_columns(scored), Path(path))
 
 
-def save_pairs(pairs: PairSet, path: str | Path) -> Path:
-    """Write ``pairs`` to ``path`` (format from the suffix); unknown scores are written as null."""
-    return write_columns(pair_columns(pairs), Path(path))
+def save_pairs(pairs: PairSet, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``pairs`` to ``path`` (format from the suffix); unknown scores are written as null.
+
+    An existing file or folder at ``path`` is refused unless ``overwrite=True``, as in :func:`save_scored`.
+    """
+    return write_columns(pair_columns(pairs), Path(path), overwrite=overwrite)
 
 
 def scored_to_dataset(scored: ScoredSet):
@@ -146,46 +156,45 @@ def file_format(path: Path) -> str:
     return "dataset"
 
 
-def write_columns(columns: dict[str, list], path: Path) -> Path:
-    """Write columns in the format named by ``path``; the target appears only once fully written."""
+def write_columns(columns: dict[str, list], path: Path, *, overwrite: bool = False) -> Path:
+    """Write columns in the format named by ``path``; the target appears only once fully written.
+
+    Columns other than the text and score columns of the layout (e.g. ``pareto_layer``) keep their own
+    type. An existing file or folder at ``path`` is refused unless ``overwrite`` (see :mod:`moalign.io_utils`).
+    """
+    path = Path(path)
+    refuse_existing(path, overwrite=overwrite)  # before the columns are converted
     kind = file_format(path)
     if kind == "jsonl":
         names = list(columns)
         n = len(next(iter(columns.values()))) if columns else 0
         lines = [json.dumps({k: columns[k][i] for k in names}, ensure_ascii=False) for i in range(n)]
-        atomic_write_text(path, "".join(line + "\n" for line in lines))
+        atomic_write_text(path, "".join(line + "\n" for line in lines), overwrite=overwrite)
     elif kind == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pa.table(_arrow_columns(columns))
-        _atomic_file(path, lambda tmp: pq.write_table(table, tmp))
+        atomic_file(path, lambda tmp: pq.write_table(table, tmp), overwrite=overwrite)
     else:
         import datasets
 
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, overwrite=overwrite) as tmp:
             datasets.Dataset.from_dict(columns).save_to_disk(str(tmp))
     return path
 
 
 def _arrow_columns(columns: dict[str, list]) -> dict[str, Any]:
-    """Typed Arrow arrays, so that an all-null score column is still float64 and an empty set has types."""
+    """Typed Arrow arrays: score columns float64 (also when all null), layout text columns string (also when
+    the set is empty); any other column is typed from its values."""
     import pyarrow as pa
 
-    return {k: pa.array(v, type=pa.float64() if "score." in k else pa.string()) for k, v in columns.items()}
+    def kind(name: str):
+        if "score." in name:
+            return pa.float64()
+        return pa.string() if name in TEXT_COLUMNS else None
 
-
-def _atomic_file(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return {k: pa.array(v, type=kind(k)) for k, v in columns.items()}
 
 
 # ------------------------------------------------------------------------------------------------------

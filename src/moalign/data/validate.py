@@ -92,11 +92,17 @@ def _require_column(t: RawTable, name: str, fix: str | None = None) -> list:
     if name in t.columns:
         return t.columns[name]
     present = list(t.columns)
-    close = difflib.get_close_matches(name, present, n=1, cutoff=0.6)
+    same_kind = [c for c in present if _column_kind(c) == _column_kind(name)]  # never 'chosen' -> 'chosen_score.a'
+    close = difflib.get_close_matches(name, same_kind, n=1, cutoff=0.6)
     if close:
         fix = f"did you mean {close[0]!r}? rename that column to {name!r}"
     fix = fix or f"add a {name!r} column"
     raise t.error(f"missing column {name!r}; {fix} (columns found: {', '.join(present) or 'none'})", field=name)
+
+
+def _column_kind(name: str) -> str:
+    """The score prefix a column name starts with, or '' for a text column: did-you-mean stays within a kind."""
+    return next((p for p in (CHOSEN_PREFIX, REJECTED_PREFIX, SCORE_PREFIX) if name.startswith(p)), "")
 
 
 def _text_column(t: RawTable, name: str) -> list[str]:

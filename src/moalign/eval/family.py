@@ -7,6 +7,8 @@ adapter state (Panacea's singular values), load a per-w checkpoint, or merge wei
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from moalign.eval.grid import PreferenceGrid
+from moalign.io_utils import atomic_write_json
 
 
 def identity_prompt(prompt: str) -> str:
@@ -55,23 +60,24 @@ class CheckpointFamily:
     def __init__(self, name: str, checkpoints: dict[tuple[float, ...], str | Path], loader: Callable | None = None):
         self.name = name
         self.checkpoints = {tuple(round(float(x), 6) for x in k): str(v) for k, v in checkpoints.items()}
+        self.grid = PreferenceGrid.from_points(list(self.checkpoints)) if self.checkpoints else None
+        self._by_tag = {self.grid.tag(k): v for k, v in self.checkpoints.items()} if self.grid else {}
         self._loader = loader
         self._cache: tuple[str, Any] | None = None
 
-    def _nearest(self, w: Sequence[float]) -> str:
-        key = tuple(round(float(x), 6) for x in w)
-        if key in self.checkpoints:
-            return self.checkpoints[key]
-        raise KeyError(
-            f"family {self.name!r} has no checkpoint for preference {list(key)}; it was trained for "
-            f"{[list(k) for k in self.checkpoints]}"
-        )
+    def checkpoint_for(self, w: Sequence[float]) -> str:
+        """The folder trained for ``w``, found by its preference tag."""
+        tag = self.grid.tag(w) if self.grid else None
+        if tag in self._by_tag:
+            return self._by_tag[tag]
+        raise KeyError(f"family {self.name!r} has no checkpoint for preference {tag or list(w)}; it was trained "
+                       f"for {list(self._by_tag)}")
 
     @contextmanager
     def policy(self, w: np.ndarray) -> Iterator[Policy]:
-        path = self._nearest(w)
+        path = self.checkpoint_for(w)
         if self._cache is None or self._cache[0] != path:
-            from moalign.models.load import load_policy
+            from moalign.models.load import load_policy  # imports torch
 
             loader = self._loader or load_policy
             self._cache = (path, loader(path))
@@ -79,7 +85,9 @@ class CheckpointFamily:
         yield Policy(model=model, tokenizer=tokenizer)
 
     def describe(self) -> dict:
-        return {"type": "checkpoints", "name": self.name, "checkpoints": {str(list(k)): v for k, v in self.checkpoints.items()}}
+        """Checkpoints keyed by preference tag, with each tag's exact preference vector."""
+        points = {self.grid.tag(k): list(k) for k in self.checkpoints} if self.grid else {}
+        return {"type": "checkpoints", "name": self.name, "checkpoints": dict(self._by_tag), "points": points}
 
 
 class SharedModelFamily(CheckpointFamily):
@@ -89,7 +97,7 @@ class SharedModelFamily(CheckpointFamily):
         super().__init__(name, {}, loader)
         self.path = str(path)
 
-    def _nearest(self, w: Sequence[float]) -> str:
+    def checkpoint_for(self, w: Sequence[float]) -> str:
         return self.path
 
     def describe(self) -> dict:
@@ -109,8 +117,6 @@ def save_family(family: PolicyFamily, path: str | Path) -> Path:
     ``root`` is the folder holding the file (so saved paths may be relative to it). Built-in checkpoint paths
     inside that folder are written relative to it, so a run directory can be moved.
     """
-    from moalign.io_utils import atomic_write_json
-
     path = Path(path)
     description = dict(family.describe())
     if "factory" not in description and description.get("type") not in _BUILTIN_LOADERS:
@@ -129,9 +135,6 @@ def save_family(family: PolicyFamily, path: str | Path) -> Path:
 
 def load_family(path: str | Path) -> PolicyFamily:
     """Rebuild a family from a file written by :func:`save_family` (or from a run folder holding family.json)."""
-    import importlib
-    import json
-
     path = Path(path)
     if path.is_dir():
         path = path / "family.json"
@@ -169,9 +172,8 @@ def _absolute(value: str, root: Path) -> str:
 
 
 def _load_checkpoints(description: dict, root: Path) -> CheckpointFamily:
-    import json
-
-    checkpoints = {tuple(json.loads(k)): _absolute(v, root) for k, v in description["checkpoints"].items()}
+    points = description["points"]
+    checkpoints = {tuple(points[tag]): _absolute(v, root) for tag, v in description["checkpoints"].items()}
     return CheckpointFamily(description["name"], checkpoints)
 
 

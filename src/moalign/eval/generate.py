@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from moalign.config import GenerationSettings
+from moalign.config import GenerationSettings, ModelConfig
 
 
 def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
@@ -66,3 +66,19 @@ def generate(
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         outputs.extend(cut_at_stop_strings(t, params["stop_strings"]) for t in texts)
     return outputs
+
+
+def generate_from_dir(
+    model_dir: str, prompts: Sequence[str], settings: GenerationSettings | None = None, seed: int = 0, *,
+    model_config: ModelConfig | None = None, progress: bool = True,
+) -> list[str]:
+    """Load a saved model or adapter folder (:func:`moalign.models.load.load_policy`, with ``model_config``'s
+    dtype and ``trust_remote_code``) and sample one response per prompt with :func:`generate`; what methods
+    call to generate from a model that an earlier stage saved."""
+    from moalign.models.load import load_policy
+
+    options = model_config or ModelConfig()
+    model, tokenizer = load_policy(model_dir, dtype=options.dtype, trust_remote_code=options.trust_remote_code)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return generate(model, tokenizer, prompts, settings, seed=seed, progress=progress)

@@ -4,9 +4,9 @@ Stages inside the run directory (each atomic, each skipped when its inputs are u
 
     eval/prompts                 the fixed, seeded test prompts (+ golden answers)
     eval/train_stats             train-set z-score statistics of the run's rewards (unless normalization=none)
-    eval/generate/w_<w>          one folder per preference: generations.jsonl
-    eval/score/w_<w>             rows.jsonl (per-prompt scores, collapse flag) and point.json (mean, se)
-    eval/judge/w_<w>             win rate against the golden answers (when eval.win_rate)
+    eval/generate/<tag>          one folder per preference (tag w=0.30,0.70): generations.jsonl
+    eval/score/<tag>             rows.jsonl (per-prompt scores, collapse flag) and point.json (mean, se)
+    eval/judge/<tag>             win rate against the golden answers (when eval.win_rate)
     eval/metrics                 metrics.json: every front metric with its parameters, and the points
     report                       fronts.png, metrics.md/json, index.html
 
@@ -23,36 +23,16 @@ import numpy as np
 
 from moalign.config import RunConfig, apply_overrides, from_dict, load_yaml, save_config
 from moalign.eval.family import PolicyFamily
-from moalign.eval.inputs import PROMPTS_STAGE, load_prompts, load_zscore, prompts_stage, stats_stage
+from moalign.eval.grid import eval_grid
+from moalign.eval.inputs import load_prompts, load_zscore, prompts_stage, stats_stage
+from moalign.eval.report import write_report
 from moalign.eval.rows import file_digest, read_rows, write_rows
 from moalign.eval.score import score_stage
+from moalign.eval.stages import METRICS_STAGE, PROMPTS_STAGE, REPORT_STAGE
 from moalign.eval.sweep import generation_stage
 from moalign.io_utils import atomic_write_json
 from moalign.pipeline import Run
-
-METRICS_STAGE = "eval/metrics"
-REPORT_STAGE = "report"
-
-
-class _Rewards:
-    """The run's rewards, built on first use (a fully finished run never loads a reward model)."""
-
-    def __init__(self, config: RunConfig, rewards: Sequence | None):
-        objectives = list(config.task.objectives)
-        self._rewards = list(rewards) if rewards is not None else None
-        count = len(self._rewards) if rewards is not None else len(config.task.rewards)
-        if count != len(objectives):
-            raise ValueError(f"task.objectives names {len(objectives)} objectives {objectives} but {count} rewards are given")
-        self._specs = list(config.task.rewards)
-        # what the stage hashes see: the spec strings, or the names of rewards passed in as objects
-        self.identity = self._specs if rewards is None else [getattr(r, "name", repr(r)) for r in self._rewards]
-
-    def __call__(self) -> list:
-        if self._rewards is None:
-            from moalign.rewards import build_rewards
-
-            self._rewards = build_rewards(self._specs)
-        return self._rewards
+from moalign.rewards.lazy import LazyRewards
 
 
 def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequence | None = None) -> dict:
@@ -60,17 +40,17 @@ def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequenc
 
     ``rewards`` (objects with ``.name`` and ``__call__``) replaces ``config.task.rewards`` when given.
     """
-    from moalign.pareto import preference_grid
-
     objectives = list(config.task.objectives)
-    get_rewards = _Rewards(config, rewards)
-    ws = np.asarray(preference_grid(config.eval.grid, len(objectives)), dtype=float)
+    get_rewards = LazyRewards.for_task(config.task, rewards)
+    grid = eval_grid(config)
+    ws = grid.points
     prompts_stage(run, config)
     stats = stats_stage(run, config, get_rewards, get_rewards.identity)
     scores, judges = [], []
     get_judge = _Judge(config.eval, objectives, get_rewards)
-    for w in _progress(ws, config.eval.progress, "preferences"):
-        generated = generation_stage(run, family, w, config.eval.generation, config.eval.seed, config.eval.progress)
+    for w, tag in _progress(list(zip(ws, grid.tags)), config.eval.progress, "preferences"):
+        generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed,
+                                     config.eval.progress)
         scores.append(score_stage(run, generated, objectives, get_rewards, get_rewards.identity, config.eval.progress))
         if config.eval.win_rate:
             judges.append(_judge_stage(run, config, scores[-1], objectives, get_rewards, get_judge))
@@ -197,8 +177,6 @@ def _plain(obj):
 
 def _write_own_report(run: Run):
     def compute(tmp: Path) -> None:
-        from moalign.eval.report import write_report
-
         write_report([run.root], tmp)
 
     return compute

@@ -108,6 +108,19 @@ def page_data(runs) -> dict:
     return data
 
 
+# Inside <script> the HTML parser, not JSON, decides where the element ends: "</script" ends it and "<!--"
+# followed by "<script" switches to a state where the next "</script>" no longer does. Escaping every <, >
+# and & (valid JSON escapes, decoded back by JSON.parse) leaves none of these sequences; U+2028/9 are
+# escaped for old JavaScript engines that treat them as line ends.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(obj) -> str:
+    """``obj`` as JSON that is safe inside a ``<script>`` element whatever text it holds (generations)."""
+    text = json.dumps(obj, default=lambda o: o.tolist())
+    return text.translate(str.maketrans(_SCRIPT_ESCAPES))
+
+
 def render_html(runs, header: list[str], rows: list[list[str]], title: str = "moalign report") -> str:
     """The whole page as one string (no external resources)."""
     objectives = runs[0].objectives
@@ -115,7 +128,7 @@ def render_html(runs, header: list[str], rows: list[list[str]], title: str = "mo
     legend = "".join(f'<span style="color:{COLORS[r % len(COLORS)]}">● {html.escape(run.label)}</span>' for r, run in enumerate(runs))
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
-    data = json.dumps(page_data(runs), default=lambda o: o.tolist()).replace("</", "<\\/")
+    data = script_json(page_data(runs))
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>'
             f"<body><h1>{html.escape(title)}</h1><p class=\"legend\">{legend}</p>"
             "<p>Each point is one preference w (mean score over the test prompts); faded points are dominated within "

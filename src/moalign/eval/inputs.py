@@ -16,10 +16,8 @@ import numpy as np
 
 from moalign.config import RunConfig
 from moalign.eval.rows import file_digest, read_rows, write_rows
+from moalign.eval.stages import PROMPTS_STAGE, STATS_STAGE
 from moalign.pipeline import Run
-
-PROMPTS_STAGE = "eval/prompts"
-STATS_STAGE = "eval/train_stats"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign.eval.stages import METRICS_STAGE, SCORE_PREFIX
 from moalign.io_utils import atomic_write_json, atomic_write_text
 
 
@@ -47,7 +48,6 @@ class RunResult:
 
 def load_run(run_dir: str | Path, label: str | None = None, samples_per_point: int = 8) -> RunResult:
     """Read one run's metrics and a few sample generations per preference."""
-    from moalign.eval.harness import METRICS_STAGE
     from moalign.eval.rows import read_rows
 
     run_dir = Path(run_dir)
@@ -57,7 +57,7 @@ def load_run(run_dir: str | Path, label: str | None = None, samples_per_point: i
     result = json.loads(path.read_text())
     samples = {}
     for point in result["points"]:
-        rows_path = run_dir / "eval" / "score" / point["key"] / "rows.jsonl"
+        rows_path = run_dir / (SCORE_PREFIX + point["key"]) / "rows.jsonl"
         rows = read_rows(rows_path)[:samples_per_point] if rows_path.is_file() else []
         samples[point["key"]] = [{k: r[k] for k in ("index", "prompt", "response", "scores", "collapsed")} for r in rows]
     return RunResult(label or run_dir.name, run_dir, result, samples)

@@ -57,9 +57,3 @@ def score_stage(
     run.stage(name, inputs, compute, depends_on=[generation])
     return name
 
-
-def load_scored_rows(run: Run, stage: str, objectives: Sequence[str]) -> tuple[list[dict], np.ndarray]:
-    """The rows of a score stage and their (n, k) score matrix in ``objectives`` order."""
-    rows = read_rows(run.stage_dir(stage) / "rows.jsonl")
-    return rows, np.array([[row["scores"][o] for o in objectives] for row in rows], dtype=float)
-

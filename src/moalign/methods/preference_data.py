@@ -12,8 +12,6 @@ folder (``<run>/_checkpoints/<stage>-<hash>``) so that a killed run resumes mid-
 
 from __future__ import annotations
 
-import re
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 from moalign.config import RunConfig
 from moalign.data.schema import PairSet
 from moalign.io_utils import atomic_write_json
-from moalign.pipeline import Run, inputs_hash
+from moalign.pipeline import Run
 
 PAIRS_FILE = "pairs.jsonl"
 REFERENCE_FILE = "reference.npz"
@@ -63,14 +61,9 @@ def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet:
 
 def _reward_scores(config: RunConfig, scored) -> np.ndarray:
     """(n, k) raw scores of the task's responses under the run's rewards (one spec per objective)."""
-    from moalign.methods.offline_data import LazyRewards
+    from moalign.rewards.lazy import LazyRewards
 
-    if len(config.task.rewards) != len(config.task.objectives):
-        raise ValueError(
-            f"task.rewards has {len(config.task.rewards)} entries for {len(config.task.objectives)} "
-            "task.objectives; give one reward spec per objective, in the same order"
-        )
-    return LazyRewards(config.task.rewards).score(scored.prompts, scored.responses)
+    return LazyRewards.for_task(config.task).score(scored.prompts, scored.responses)
 
 
 def _cap(pairs: PairSet, objectives: Sequence[str], cap: int | None, seed: int) -> PairSet:
@@ -151,26 +144,23 @@ def cached_reference(config: RunConfig, run: Run, reference: str, max_length: in
 
 
 def model_stage(run: Run, name: str, inputs, train: Callable[[Path, Path], None], depends_on=("pairs",)) -> Path:
-    """Run ``train(checkpoint_dir, save_dir)`` as stage ``name``; returns the saved folder."""
-    checkpoints = run.root / "_checkpoints" / (re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name) + "-" + inputs_hash(inputs))
+    """Run ``train(checkpoint_dir, save_dir)`` as stage ``name``; returns the saved folder (see
+    :func:`moalign.methods.stages.training_stage`)."""
+    from moalign.methods.stages import training_stage
 
-    def compute(out: Path) -> None:
-        train(checkpoints, out)
-
-    folder = run.stage(name, inputs, compute, depends_on=list(depends_on))
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return folder
+    return training_stage(run, name, inputs, train, depends_on)
 
 
 def preference_list(spec: str | None, config: RunConfig) -> np.ndarray:
-    """The preferences to train, (m, k): ``spec`` (a grid spec) or, when None, the evaluation grid."""
-    from moalign.pareto import preference_grid
+    """The preferences to train, (m, k): ``spec`` (a grid spec) or, when None, the evaluation grid; refused
+    before any stage when it misses a point of the evaluation grid."""
+    from moalign.eval.grid import training_grid
 
-    return np.asarray(preference_grid(spec or config.eval.grid, len(config.task.objectives)), dtype=np.float64)
+    return training_grid(config, spec).points
 
 
 def w_name(w: Sequence[float]) -> str:
-    """Stage-name form of a preference: ``[0.2, 0.8]`` -> ``"w=0.200,0.800"``."""
+    """Stage-name form of a preference: ``[0.2, 0.8]`` -> ``"w=0.20,0.80"`` (:func:`moalign.pareto.preference_tag`)."""
     from moalign.pareto import preference_tag
 
-    return preference_tag(w, digits=3)
+    return preference_tag(w)

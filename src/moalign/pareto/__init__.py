@@ -12,6 +12,7 @@ from .weights import (
     preference_tags,
     sample_simplex,
     simplex_grid,
+    tag_digits,
     validate_preference,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "simplex_grid",
     "sparsity",
     "spacing",
+    "tag_digits",
     "tchebycheff",
     "validate_preference",
 ]

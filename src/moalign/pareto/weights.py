@@ -20,6 +20,7 @@ __all__ = [
     "NAMED_GRIDS",
     "preference_tag",
     "preference_tags",
+    "tag_digits",
 ]
 
 # |sum(w) - 1| allowed before a preference is rejected (covers decimal input such as 0.1 + 0.2 + 0.7).
@@ -165,14 +166,28 @@ def _check_positive_int(value, name: str) -> None:
 
 
 def preference_tag(w, digits: int = 2) -> str:
-    """Folder-friendly name of a preference, used for per-preference stages: ``w=0.30,0.70``."""
+    """The one name of a preference, in stage names, files and family keys: ``w=0.30,0.70``.
+
+    >>> preference_tag([0.3, 0.7])
+    'w=0.30,0.70'
+    """
     return "w=" + ",".join(f"{float(x):.{digits}f}" for x in w)
 
 
-def preference_tags(grid: np.ndarray) -> list[str]:
-    """Distinct tags for every grid row (more digits when two rows would collide)."""
+def tag_digits(grid) -> int:
+    """The fewest decimals (2, 4 or 6) that give every row of ``grid`` a distinct tag.
+
+    >>> tag_digits([[0.333, 0.667], [0.334, 0.666]])
+    4
+    """
+    rows = np.asarray(grid, dtype=np.float64).reshape(len(grid), -1)
     for digits in (2, 4, 6):
-        tags = [preference_tag(w, digits) for w in grid]
-        if len(set(tags)) == len(tags):
-            return tags
+        if len({preference_tag(w, digits) for w in rows}) == len(rows):
+            return digits
     raise ValueError("the preference grid holds duplicate rows")
+
+
+def preference_tags(grid) -> list[str]:
+    """Distinct tags for every grid row (more digits when two rows would collide)."""
+    digits = tag_digits(grid)
+    return [preference_tag(w, digits) for w in np.asarray(grid, dtype=np.float64)]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from moalign.config import TrainSettings
+from moalign.config import ModelConfig, TrainSettings
 from moalign.train.args import training_kwargs
 
 
@@ -58,26 +58,26 @@ def sft_config(settings: TrainSettings, output_dir: str | Path, seed: int):
     )
 
 
-def _load_tokenizer_for(model_path: str | None, init_adapter: str | None, trust_remote_code: bool):
+def _load_tokenizer_for(model_path: str | None, init_adapter: str | None, model_config: ModelConfig):
     from moalign.models.load import load_tokenizer
 
-    if init_adapter and (Path(init_adapter) / "tokenizer_config.json").is_file():
-        return load_tokenizer(init_adapter, trust_remote_code=trust_remote_code)
-    if model_path is None:
+    source = init_adapter if init_adapter and (Path(init_adapter) / "tokenizer_config.json").is_file() else model_path
+    if source is None:
         raise ValueError("train_sft: pass a tokenizer when the model is passed as an object")
-    return load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+    revision = model_config.revision if source == model_path else None
+    return load_tokenizer(source, revision, model_config.trust_remote_code)
 
 
-def _split_adapter_path(model_path_or_model: Any, init_adapter: str | None) -> tuple[Any, str | None]:
+def _split_adapter_path(start: Any, init_adapter: str | None) -> tuple[Any, str | None]:
     """A saved adapter folder given as the model means: its base, continuing from that adapter."""
     from moalign.models.load import is_adapter_dir
 
-    if isinstance(model_path_or_model, (str, Path)) and is_adapter_dir(model_path_or_model):
+    if isinstance(start, (str, Path)) and is_adapter_dir(start):
         if init_adapter is not None:
-            raise ValueError(f"train_sft: {model_path_or_model} is an adapter folder and init_adapter is also given")
-        base = json.loads((Path(model_path_or_model) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        return base, str(model_path_or_model)
-    return model_path_or_model, init_adapter
+            raise ValueError(f"train_sft: {start} is an adapter folder and init_adapter is also given")
+        base = json.loads((Path(start) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        return base, str(start)
+    return start, init_adapter
 
 
 def _prepare_model(model, tokenizer, settings: TrainSettings, init_adapter, trainable_token_ids):
@@ -98,38 +98,42 @@ def _prepare_model(model, tokenizer, settings: TrainSettings, init_adapter, trai
 
 
 def build_sft_trainer(
-    model_path_or_model: Any,
-    tokenizer,
+    start: Any,
     prompts: Sequence[str],
     responses: Sequence[str],
     settings: TrainSettings,
     output_dir: str | Path,
-    seed: int,
-    init_adapter: str | Path | None = None,
     *,
+    seed: int,
+    tokenizer=None,
+    model_config: ModelConfig | None = None,
+    init_adapter: str | Path | None = None,
     separator: str = " ",
     trainable_token_ids: Sequence[int] | None = None,
-    dtype: str = "float32",
-    trust_remote_code: bool = False,
 ):
     """The ready-to-train ``SFTTrainer`` (not yet trained); :func:`train_sft` trains and saves it.
 
-    ``model_path_or_model``: a base model (name, folder or ``"embedded"``), a full checkpoint folder, a saved
-    adapter folder (training continues from it) or a loaded model. ``init_adapter``: an adapter folder to
-    continue training on top of the given base. With neither, ``settings.lora.r > 0`` starts a new LoRA.
+    ``start``: a base model (name, folder or ``"embedded"``), a full checkpoint folder, a saved adapter folder
+    (training continues from it) or a loaded model (then pass ``tokenizer``). ``init_adapter``: an adapter
+    folder to continue training on top of the given base. With neither, ``settings.lora.r > 0`` starts a new
+    LoRA. ``model_config`` supplies dtype, revision and ``trust_remote_code`` for loading ``start``.
     """
     from transformers import set_seed
     from trl import SFTTrainer
 
     from moalign.models.load import load_causal_lm
+    from moalign.train.checkpoints import CompleteCheckpointMarker
 
+    model_config = model_config or ModelConfig()
     set_seed(seed)  # resized embedding rows and LoRA weights are drawn from the seed
-    model, init_adapter = _split_adapter_path(model_path_or_model, None if init_adapter is None else str(init_adapter))
+    model, init_adapter = _split_adapter_path(start, None if init_adapter is None else str(init_adapter))
     path = str(model) if isinstance(model, (str, Path)) else None
     if tokenizer is None:
-        tokenizer = _load_tokenizer_for(path, init_adapter, trust_remote_code)
+        tokenizer = _load_tokenizer_for(path, init_adapter, model_config)
     if path is not None:
-        model = load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code)
+        revision = model_config.revision if path == model_config.name_or_path else None
+        model = load_causal_lm(path, revision=revision, dtype=model_config.dtype,
+                               trust_remote_code=model_config.trust_remote_code)
     model, peft_config = _prepare_model(model, tokenizer, settings, init_adapter, trainable_token_ids)
     trainer = SFTTrainer(
         model=model,
@@ -137,6 +141,7 @@ def build_sft_trainer(
         train_dataset=sft_dataset(prompts, responses, separator),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=[CompleteCheckpointMarker()],
     )
     trainer.moalign_base_name = _base_name(path, init_adapter)
     return trainer
@@ -168,25 +173,28 @@ def save_trained(trainer, output_dir: str | Path) -> Path:
 
 
 def train_sft(
-    model_path_or_model: Any,
-    tokenizer,
+    start: Any,
     prompts: Sequence[str],
     responses: Sequence[str],
     settings: TrainSettings,
-    output_dir: str | Path,
+    save_dir: str | Path,
+    *,
     seed: int,
-    init_adapter: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
     **kwargs,
 ) -> Path:
-    """Fine-tune on (prompt, response) rows with the loss on response tokens only; return the saved folder.
+    """Fine-tune on (prompt, response) rows with the loss on response tokens only; return ``save_dir``.
 
-    The folder loads with :func:`moalign.models.load.load_policy` (a full model, or an adapter plus the
-    tokenizer). ``kwargs`` go to :func:`build_sft_trainer` (``separator``, ``trainable_token_ids``, ``dtype``).
+    With ``checkpoint_dir`` the Trainer checkpoints there (every ``settings.save_steps``) and a rerun resumes
+    from the newest complete checkpoint, ending with the weights of an uninterrupted run. The folder loads
+    with :func:`moalign.models.load.load_policy`. ``kwargs`` go to :func:`build_sft_trainer`.
     """
-    trainer = build_sft_trainer(
-        model_path_or_model, tokenizer, prompts, responses, settings, output_dir, seed, init_adapter, **kwargs
-    )
-    trainer.train()
-    saved = save_trained(trainer, output_dir)
+    from moalign.train.checkpoints import last_complete_checkpoint
+
+    output_dir = checkpoint_dir if checkpoint_dir is not None else save_dir
+    trainer = build_sft_trainer(start, prompts, responses, settings, output_dir, seed=seed, **kwargs)
+    resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    trainer.train(resume_from_checkpoint=resume)
+    saved = save_trained(trainer, save_dir)
     del trainer
     return saved

@@ -16,29 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from moalign.config import RunConfig
+from moalign.data.prompts import prompt_groups, sample_prompts
+from moalign.eval.generate import generate_from_dir
+from moalign.eval.grid import PreferenceGrid, training_grid
 from moalign.io_utils import atomic_write_json
-from moalign.methods.offline_data import (
-    LazyRewards,
-    load_offline,
-    prompt_groups,
-    sample_prompts,
-    score_offline_stage,
-)
+from moalign.methods.offline_data import load_offline, score_offline_stage
 from moalign.methods.paretohqd.config import ParetoHqDConfig
 from moalign.methods.paretohqd.select import Selection, representatives, select_for_grid
-from moalign.pareto import preference_tags
+from moalign.methods.stages import training_stage
 from moalign.pipeline import Run
+from moalign.rewards.lazy import LazyRewards
 
 STATS_FILE = "zscore.json"
 SELECTION_FILE = "selection.json"
 GENERATED_FILE = "generated.jsonl"
-
-
-def _grid(config: RunConfig) -> np.ndarray:
-    from moalign.pareto import preference_grid
-
-    spec = config.method.grid or config.eval.grid
-    return np.asarray(preference_grid(spec, len(config.task.objectives)), dtype=np.float64)
 
 
 def _normalise(scores: np.ndarray, stats) -> np.ndarray:
@@ -61,7 +52,16 @@ def _write_selection(out: Path, selection: Selection, tags: list[str], k: int) -
     atomic_write_json(out / SELECTION_FILE, info)
 
 
-def select_stage(config: RunConfig, run: Run, grid: np.ndarray, tags: list[str]) -> Path:
+def _select(scores: np.ndarray, prompts, grid: np.ndarray, m: ParetoHqDConfig, *, k: int, num_layers: int,
+            min_hq_size: int) -> Selection:
+    """ParetoHqD's selection with the method's ideal/nadir rule and per-prompt cap."""
+    return select_for_grid(
+        scores, grid, k=k, num_layers=num_layers, groups=prompt_groups(prompts), max_per_prompt=m.max_per_prompt,
+        rule=m.ideal_nadir, ideal=m.ideal, nadir=m.nadir, min_hq_size=min_hq_size,
+    )
+
+
+def select_stage(config: RunConfig, run: Run, grid: PreferenceGrid) -> Path:
     """Stage ``select``: normalise the offline scores, take the HQ set and the k nearest rows per ray."""
     m: ParetoHqDConfig = config.method
 
@@ -75,30 +75,26 @@ def select_stage(config: RunConfig, run: Run, grid: np.ndarray, tags: list[str])
             stats.save(out / STATS_FILE)
         elif m.normalize != "none":
             raise ValueError(f"ParetoHqD: method.normalize={m.normalize!r}; choose 'zscore' or 'none'")
-        selection = select_for_grid(
-            _normalise(data.scores, stats), grid, m.k, m.num_layers, prompt_groups(data.prompts),
-            m.max_per_prompt, m.ideal_nadir, m.ideal, m.nadir, m.min_hq_size,
-        )
-        _write_selection(out, selection, tags, m.k)
+        selection = _select(_normalise(data.scores, stats), data.prompts, grid.points, m, k=m.k,
+                            num_layers=m.num_layers, min_hq_size=m.min_hq_size)
+        _write_selection(out, selection, grid.tags, m.k)
 
     keys = ("normalize", "ideal_nadir", "ideal", "nadir", "num_layers", "min_hq_size", "k", "max_per_prompt")
-    inputs = {key: getattr(m, key) for key in keys} | {"grid": grid.tolist()}
+    inputs = {key: getattr(m, key) for key in keys} | {"grid": grid.points.tolist()}
     return run.stage("select", inputs, compute, depends_on=["score"])
 
 
 def _train_stage(config, run, name, data, index, init, settings, deps) -> Path:
     from moalign.train.sft import train_sft
 
-    def compute(out: Path) -> None:
+    def compute(checkpoints: Path, out: Path) -> None:
         prompts = [data.prompts[i] for i in index]
         responses = [data.responses[i] for i in index]
-        train_sft(
-            init, None, prompts, responses, settings, out, config.seed,
-            dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code,
-        )
+        train_sft(init, prompts, responses, settings, out, seed=config.seed, checkpoint_dir=checkpoints,
+                  model_config=config.model)
 
     inputs = {"settings": settings, "model": config.model, "seed": config.seed, "rows": len(index)}
-    return run.stage(name, inputs, compute, depends_on=deps)
+    return training_stage(run, name, inputs, compute, depends_on=deps)
 
 
 def stage1(config: RunConfig, run: Run, tags: list[str]) -> dict[str, Path]:
@@ -113,20 +109,21 @@ def stage1(config: RunConfig, run: Run, tags: list[str]) -> dict[str, Path]:
     }
 
 
-def generate2_stage(config: RunConfig, run: Run, grid, tags, rewards: LazyRewards) -> Path:
+def generate2_stage(config: RunConfig, run: Run, grid: PreferenceGrid, rewards: LazyRewards) -> Path:
     """Stage ``generate2``: the representative stage-1 models answer fresh prompts; raw scores saved."""
     from moalign.data import save_scored
     from moalign.data.schema import ScoredSet
 
     m: ParetoHqDConfig = config.method
-    reps = [tags[i] for i in representatives(grid)]
+    reps = [grid.tags[i] for i in representatives(grid.points)]
 
     def compute(out: Path) -> None:
         data = load_offline(run.stage_dir("score"), config.task.objectives)
         prompts = sample_prompts(data.prompts, m.stage2_prompts, config.seed)
         rows_p, rows_r, ids = [], [], []
         for j, tag in enumerate(reps):
-            texts = _generate(run.stage_dir(f"stage1/{tag}"), prompts, m.stage2_generation, config.seed + j)
+            texts = generate_from_dir(run.stage_dir(f"stage1/{tag}"), prompts, m.stage2_generation, config.seed + j,
+                                      model_config=config.model)
             keep = [i for i, t in enumerate(texts) if t.strip()]
             rows_p += [prompts[i] for i in keep]
             rows_r += [texts[i] for i in keep]
@@ -138,15 +135,7 @@ def generate2_stage(config: RunConfig, run: Run, grid, tags, rewards: LazyReward
     return run.stage("generate2", inputs, compute, depends_on=["score", *(f"stage1/{t}" for t in reps)])
 
 
-def _generate(model_dir: Path, prompts, settings, seed) -> list[str]:
-    from moalign.eval.generate import generate
-    from moalign.models.load import load_policy
-
-    model, tokenizer = load_policy(model_dir)
-    return generate(model, tokenizer, prompts, settings, seed=seed, progress=True)
-
-
-def select2_stage(config: RunConfig, run: Run, grid, tags) -> Path:
+def select2_stage(config: RunConfig, run: Run, grid: PreferenceGrid) -> Path:
     """Stage ``select2``: Pareto layers of the generated data, k/2 nearest per ray (offline normalisation)."""
     from moalign.data import load_scored
 
@@ -160,13 +149,10 @@ def select2_stage(config: RunConfig, run: Run, grid, tags) -> Path:
         if len(data) == 0:
             raise RuntimeError("ParetoHqD stage 2: every generated response was empty; nothing to select")
         scores = _normalise(data.scores, _load_stats(run.stage_dir("select")))
-        selection = select_for_grid(
-            scores, grid, k2, layers, prompt_groups(data.prompts), m.max_per_prompt, m.ideal_nadir, m.ideal,
-            m.nadir, min_hq_size,
-        )
-        _write_selection(out, selection, tags, k2)
+        selection = _select(scores, data.prompts, grid.points, m, k=k2, num_layers=layers, min_hq_size=min_hq_size)
+        _write_selection(out, selection, grid.tags, k2)
 
-    inputs = {"k2": k2, "layers": layers, "min_hq_size": min_hq_size, "grid": grid.tolist(),
+    inputs = {"k2": k2, "layers": layers, "min_hq_size": min_hq_size, "grid": grid.points.tolist(),
               "max_per_prompt": m.max_per_prompt}
     return run.stage("select2", inputs, compute, depends_on=["generate2", "select"])
 
@@ -196,15 +182,15 @@ def train(config: RunConfig, run: Run):
     from moalign.eval.family import CheckpointFamily
 
     m: ParetoHqDConfig = config.method
-    grid = _grid(config)
-    tags = preference_tags(grid)
-    rewards = LazyRewards(config.task.rewards)
+    grid = training_grid(config, m.grid)
+    tags = grid.tags
+    rewards = LazyRewards.for_task(config.task)
     score_offline_stage(config, run, rewards, m.scores_from)
-    select_stage(config, run, grid, tags)
+    select_stage(config, run, grid)
     final = stage1(config, run, tags)
     if m.stage2:
-        generate2_stage(config, run, grid, tags, rewards)
-        select2_stage(config, run, grid, tags)
+        generate2_stage(config, run, grid, rewards)
+        select2_stage(config, run, grid)
         final = stage2(config, run, tags)
-    checkpoints = {tuple(float(x) for x in w): str(final[tag].resolve()) for w, tag in zip(grid, tags)}
+    checkpoints = {tuple(float(x) for x in w): str(final[tag].resolve()) for w, tag in zip(grid.points, tags)}
     return CheckpointFamily("paretohqd", checkpoints)

@@ -102,6 +102,7 @@ def ideal_nadir(
 def select_for_grid(
     scores: np.ndarray,
     grid: np.ndarray,
+    *,
     k: int,
     num_layers: int,
     groups: np.ndarray | None = None,

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from moalign.config import RunConfig
+from moalign.data.prompts import sample_prompts
+from moalign.eval.generate import generate_from_dir
 from moalign.io_utils import atomic_write_json
-from moalign.methods.offline_data import LazyRewards, load_offline, sample_prompts, score_offline_stage
+from moalign.methods.offline_data import load_offline, score_offline_stage
 from moalign.methods.ric.conditioning import (
     any_quantile_mask,
     condition_prompt,
@@ -27,7 +29,9 @@ from moalign.methods.ric.conditioning import (
 )
 from moalign.methods.ric.config import RicConfig
 from moalign.methods.ric.family import RicFamily
+from moalign.methods.stages import training_stage
 from moalign.pipeline import Run
+from moalign.rewards.lazy import LazyRewards
 
 STATS_FILE = "ric_stats.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -55,7 +59,7 @@ def offline_stage(config: RunConfig, run: Run) -> Path:
     m: RicConfig = config.method
     objectives = list(config.task.objectives)
 
-    def compute(out: Path) -> None:
+    def compute(checkpoints: Path, out: Path) -> None:
         data = load_offline(run.stage_dir("score"), objectives)
         stats = fit_ric_stats(data.scores, objectives)
         stats.save(out / STATS_FILE)
@@ -65,14 +69,14 @@ def offline_stage(config: RunConfig, run: Run) -> Path:
         added = tokenizer.add_tokens(tokens)
         new_ids = tokenizer.convert_tokens_to_ids(tokens) if added else None
         train_sft(
-            config.model.name_or_path, tokenizer, _conditioned(data.prompts, labels, m), data.responses, m.train,
-            out, config.seed, trainable_token_ids=new_ids, dtype=config.model.dtype,
-            trust_remote_code=config.model.trust_remote_code,
+            config.model.name_or_path, _conditioned(data.prompts, labels, m), data.responses, m.train, out,
+            seed=config.seed, checkpoint_dir=checkpoints, tokenizer=tokenizer, model_config=config.model,
+            trainable_token_ids=new_ids,
         )
 
     inputs = {"train": m.train, "model": config.model, "seed": config.seed, "tag": m.assistant_tag,
               "quirk": m.rstrip_quirk}
-    return run.stage("offline", inputs, compute, depends_on=["score"])
+    return training_stage(run, "offline", inputs, compute, depends_on=["score"])
 
 
 def _model_stage(i: int) -> str:
@@ -95,7 +99,8 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
         prompts = sample_prompts(data.prompts, on.num_prompts, seed, replace=True)
         low, high = gaussian_range(on.target_draws, seed)
         goals = mors_targets(len(prompts), len(objectives), low, high, np.random.default_rng(seed))
-        texts = _generate(run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, goals, m), on.generation, seed)
+        texts = generate_from_dir(run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, goals, m), on.generation,
+                                  seed, model_config=config.model)
         keep = [j for j, t in enumerate(texts) if t.strip() and not is_bad_sample(t)]
         kept_p, kept_r = [prompts[j] for j in keep], [texts[j] for j in keep]
         labels = ric_normalize(rewards.score(kept_p, kept_r), stats, round_raw=False)
@@ -110,14 +115,6 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
     return run.stage(f"online/iter{i}-data", inputs, compute, depends_on=[_model_stage(i - 1), "offline"])
 
 
-def _generate(model_dir: Path, prompts, settings, seed) -> list[str]:
-    from moalign.eval.generate import generate
-    from moalign.models.load import load_policy
-
-    model, tokenizer = load_policy(model_dir)
-    return generate(model, tokenizer, prompts, settings, seed=seed, progress=True)
-
-
 def online_train_stage(config: RunConfig, run: Run, i: int) -> Path:
     """Stage ``online/iter{i}-train``: filtered offline samples + all kept online samples; continue training."""
     from moalign.data import load_scored
@@ -128,7 +125,7 @@ def online_train_stage(config: RunConfig, run: Run, i: int) -> Path:
     objectives = list(config.task.objectives)
     data_stages = [f"online/iter{j}-data" for j in range(1, i + 1)]
 
-    def compute(out: Path) -> None:
+    def compute(checkpoints: Path, out: Path) -> None:
         data, _, labels = offline_labels(run, objectives)
         passing = np.flatnonzero(any_quantile_mask(labels, on.quantile))
         pick = np.random.default_rng(on.seed + i).permutation(passing)[: on.offline_mix]
@@ -140,13 +137,12 @@ def online_train_stage(config: RunConfig, run: Run, i: int) -> Path:
             responses += online.responses
             all_labels.append(online.scores)
         train_sft(
-            run.stage_dir(_model_stage(i - 1)), None, _conditioned(prompts, np.concatenate(all_labels), m),
-            responses, on.train, out, on.seed + i, dtype=config.model.dtype,
-            trust_remote_code=config.model.trust_remote_code,
+            run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, np.concatenate(all_labels), m), responses,
+            on.train, out, seed=on.seed + i, checkpoint_dir=checkpoints, model_config=config.model,
         )
 
     inputs = {"online": on, "iteration": i}
-    return run.stage(f"online/iter{i}-train", inputs, compute, depends_on=[*data_stages, _model_stage(i - 1)])
+    return training_stage(run, f"online/iter{i}-train", inputs, compute, depends_on=[*data_stages, _model_stage(i - 1)])
 
 
 def target_range(config: RunConfig, run: Run) -> tuple[list[float], list[float]]:
@@ -165,7 +161,7 @@ def target_range(config: RunConfig, run: Run) -> tuple[list[float], list[float]]
 def train(config: RunConfig, run: Run) -> RicFamily:
     """Run every RiC stage (finished ones are skipped) and return the conditional family."""
     m: RicConfig = config.method
-    rewards = LazyRewards(config.task.rewards)
+    rewards = LazyRewards.for_task(config.task)
     score_offline_stage(config, run, rewards, m.scores_from)
     offline_stage(config, run)
     for i in range(1, m.online.iterations + 1):
