@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="compare run directories")
     p.add_argument("run_dirs", nargs="+")
-    p.add_argument("--out", help="report folder (default: the first run's report/ or ./report for several runs)")
+    p.add_argument("--out", help="report folder (default: the first run's report/ or ./report for several runs); "
+                   "an existing --out is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("methods", help="list the registered methods")
@@ -315,7 +317,8 @@ def _eval(args) -> int:
 def _report(args) -> int:
     from moalign.eval.report import report_command
 
-    return report_command(args.run_dirs, args.out)
+    out = None if args.out is None else output_path(args.out, "--out", overwrite=args.overwrite, inputs=args.run_dirs)
+    return report_command(args.run_dirs, out, overwrite=args.overwrite)
 
 
 def _methods(args) -> int:

@@ -72,6 +72,19 @@ def test_mismatched_objectives_and_default_output(two_runs, tmp_path, capsys):
     assert "base/report/index.html" in capsys.readouterr().out
 
 
+
+def test_report_out_never_replaces_an_existing_folder_without_overwrite(two_runs, tmp_path):
+    from moalign.cli import main
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["report", str(two_runs[0]), "--out", str(out)]) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # untouched
+    assert main(["report", str(two_runs[0]), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["fronts.png", "index.html", "metrics.json", "metrics.md"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left beside it
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from moalign.eval.stages import METRICS_STAGE, SCORE_PREFIX
-from moalign.io_utils import atomic_write_json, atomic_write_text
+from moalign.io_utils import atomic_dir, atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -163,10 +163,16 @@ def _plain(obj):
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
-def report_command(run_dirs: list[str], out: str | None) -> int:
-    """``moalign report``: default output is RUN_DIR/report for one run, ./report for several."""
+def report_command(run_dirs: list[str], out: str | Path | None, *, overwrite: bool = False) -> int:
+    """``moalign report``: default output is RUN_DIR/report for one run, ./report for several (refreshed in
+    place: moalign's own folder); an explicit ``out`` is written whole to a temporary folder and installed
+    atomically, refused when something is there unless ``overwrite``."""
+    runs = [Path(p) for p in run_dirs]
     if out is None:
-        out = str(Path(run_dirs[0]) / "report") if len(run_dirs) == 1 else "report"
-    path = write_report([Path(p) for p in run_dirs], Path(out))
+        path = write_report(runs, runs[0] / "report" if len(runs) == 1 else Path("report"))
+    else:
+        path = Path(out)
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            write_report(runs, tmp)
     print(f"report: {path / 'index.html'}\n        {path / 'fronts.png'}\n        {path / 'metrics.md'}")
     return 0
