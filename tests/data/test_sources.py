@@ -21,6 +21,13 @@ def test_hh_split_keeps_earlier_turns_and_strips_the_answer():
     assert split_conversation("\n\nHuman: no answer") is None
 
 
+def test_hh_prompt_is_the_conversation_up_to_the_last_tag_unchanged():
+    """RiC's builder writes ``conversation + " " + tag``; moalign keeps the text as it is (no space added), and
+    RiC's official prompt style adds RiC's space when it conditions (tests/methods/test_ric_conditioning.py)."""
+    prompt, response = split_conversation("\n\nHuman: a\n\nAssistant: b\n\nHuman: c \n\nAssistant:  d  ")
+    assert prompt == "\n\nHuman: a\n\nAssistant: b\n\nHuman: c \n\nAssistant:" and response == "d"
+
+
 def test_hh_rlhf(source_files):
     data = load_source("hh-rlhf", source_files["hh-rlhf"])
     pairs = data.pairs

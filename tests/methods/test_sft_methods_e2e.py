@@ -111,10 +111,10 @@ def test_ric_end_to_end(tiny_lm_dir, tmp_path):
     rebuilt = load_family(run.root)
     assert rebuilt.describe() == family.describe()
     with rebuilt.policy(np.array([1.0, 0.0])) as policy:
-        assert "<rm2_score>" in policy.tokenizer.get_vocab()
+        assert "<rm2_score>" not in policy.tokenizer.get_vocab()  # RiC writes the score tokens as plain text
         text = policy.format_prompt("\n\nHuman: Hi?\n\nAssistant:")
-    high, low = family.high[0], family.low[1]
-    assert text == f"\n\nHuman: Hi? <rm1_score> {high:.1f} <rm2_score> {low:.1f} \n\nAssistant:"
+    high, low = family.high[0], family.low[1]  # RiC's string: two spaces before the first score token
+    assert text == f"\n\nHuman: Hi?  <rm1_score> {high:.1f} <rm2_score> {low:.1f} \n\nAssistant:"
     metrics = evaluate(config, family, run)
     assert np.isfinite(metrics["metrics"]["hypervolume"]["value"])
     rows = [json.loads(line) for line in (run.stage_dir("eval/generate/w=1.00,0.00") / "generations.jsonl")

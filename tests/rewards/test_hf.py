@@ -167,3 +167,23 @@ def test_hh_to_beaver_single_and_multi_turn():
     assert hh_to_beaver(multi) == "BEGINNING OF CONVERSATION: USER: hi ASSISTANT:Hello!</s>USER: bye ASSISTANT:"
     beaver = "BEGINNING OF CONVERSATION: USER: x ASSISTANT:"
     assert hh_to_beaver(beaver) == beaver
+
+
+def test_a_bos_tokenizer_scores_prompt_and_response_with_its_special_tokens(tiny_rm_dir, tmp_path):
+    """Reward models are called with their tokenizer's special tokens (RiC's ``rm_tokenizer(q, r)``), as
+    training tokenises: one BOS before the joined text, none in the middle."""
+    import shutil
+
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_rm_dir, tmp_path / "rm")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "rm")
+    bos = tokenizer.bos_token_id
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    tokenizer.save_pretrained(tmp_path / "rm")
+    for convention, text in (("concat", PROMPTS[0] + RESPONSES[0]), ("response_only", RESPONSES[0])):
+        reward = HFRewardModel(HFRewardSpec(str(tmp_path / "rm"), convention))
+        ids = reward.encode(PROMPTS[:1], RESPONSES[:1])["input_ids"][0].tolist()
+        assert ids == [bos] + tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert ids.count(bos) == 1

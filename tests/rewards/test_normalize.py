@@ -95,6 +95,14 @@ def test_ric_normalize_with_paper_helpful_stats():
     np.testing.assert_allclose(ric_normalize([[0.76], [-2.0]], stats), [[0.6], [-1.4]])
 
 
+def test_ric_offline_labels_can_stay_unrounded():
+    """RiC keeps offline z-scores unrounded (its quantile filter reads them so); the prompt rounds them."""
+    stats = ZScore(["harmless"], mean=[-0.9473], std=[1.9203])
+    z = ric_normalize([[1.234], [0.0]], stats, round_z=False)
+    np.testing.assert_allclose(z, [[2.1473 / 1.9203], [0.9473 / 1.9203]])
+    np.testing.assert_array_equal(np.round(z, 1), ric_normalize([[1.234], [0.0]], stats))
+
+
 def test_fit_ric_stats_uses_rounded_raw():
     raw = np.array([[0.04], [0.96], [2.04]])  # rounds to 0.0, 1.0, 2.0: mean 1, population std sqrt(2/3)
     stats = fit_ric_stats(raw, ["x"])

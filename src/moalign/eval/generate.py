@@ -1,4 +1,8 @@
-"""Batched, seeded sampling: prompts in, response texts out (prompt stripped, cut at stop strings)."""
+"""Batched, seeded sampling: prompts in, response texts out (prompt stripped, cut at stop strings).
+
+Prompts are tokenised as training tokenises them: TRL's SFT and the preference collator call the tokenizer
+with its special tokens, so a tokenizer that adds BOS (Llama-2) starts every prompt with BOS here too.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,43 @@ def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
+def _special_suffix(tokenizer) -> list[int]:
+    """The special tokens the tokenizer appends after a text (``[eos]`` for some, usually none)."""
+    probe = "a"
+    full = list(tokenizer(probe)["input_ids"])
+    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            return full[start + len(plain) :]
+    return []
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
+    """Each prompt's token ids exactly as training starts the sequence: ``tokenizer(prompt)`` with the
+    tokenizer's special tokens (BOS for Llama-2), less any it appends after the text (an EOS would end the
+    prompt before the response starts)."""
+    suffix = _special_suffix(tokenizer)
+    out = []
+    for ids in tokenizer(list(prompts))["input_ids"]:
+        ids = list(ids)
+        if suffix and ids[-len(suffix) :] == suffix:
+            ids = ids[: -len(suffix)]
+        out.append(ids)
+    return out
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids`` and ``attention_mask`` of rows padded on the left (the continuation starts at one column)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -33,6 +74,7 @@ def generate(
 
     The generator is reseeded from ``seed`` for every batch index, so the output for a prompt depends only on
     its position and the seed, not on what ran before: a resumed evaluation reproduces an uninterrupted one.
+    Prompts are tokenised by :func:`encode_prompts` (as training does) and padded on the left.
     """
     settings = settings or GenerationSettings()
     unknown = [key for key in overrides if not hasattr(settings, key)]
@@ -40,6 +82,7 @@ def generate(
         raise ValueError(f"unknown generation setting(s) {unknown}; valid: {sorted(settings.__dict__)}")
     params = {**settings.__dict__, **overrides}
     tokenizer.padding_side = "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     outputs: list[str] = []
     batches = range(0, len(prompts), params["batch_size"])
@@ -50,7 +93,7 @@ def generate(
     for start in batches:
         batch = list(prompts[start : start + params["batch_size"]])
         torch.manual_seed(seed * 1_000_003 + start)
-        enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = {k: v.to(device) for k, v in left_pad(encode_prompts(tokenizer, batch), pad_id).items()}
         gen_kwargs = {
             "max_new_tokens": params["max_new_tokens"],
             "do_sample": params["do_sample"],

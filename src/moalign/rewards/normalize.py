@@ -7,7 +7,9 @@ samples, evaluation) reuses the *same* statistics and a file fitted for other ob
 
 RiC (spec section 1 and 11) rounds raw scores to 0.1 *before* fitting and normalising, and rounds the
 normalised scores to 0.1 *again*: :func:`fit_ric_stats` and :func:`ric_normalize` do exactly that. Rounding
-uses ``np.round`` (half to even), as RiC does.
+uses ``np.round`` (half to even), as RiC does for raw scores and online labels. RiC's offline labels are kept
+unrounded (``round_z=False``) and rounded only when written into the prompt, with Python's ``round``
+(``moalign.methods.ric.conditioning.format_score``).
 """
 
 from __future__ import annotations
@@ -155,11 +157,14 @@ def fit_ric_stats(raw, objectives: Sequence[str] | None = None) -> ZScore:
     return ZScore().fit(round_scores(raw, 1), objectives)
 
 
-def ric_normalize(raw, stats: ZScore, round_raw: bool = True) -> np.ndarray:
+def ric_normalize(raw, stats: ZScore, round_raw: bool = True, *, round_z: bool = True) -> np.ndarray:
     """RiC's normalised scores: round(( round(raw, 1) - mean ) / std, 1).
 
     ``round_raw=False`` skips the first rounding: RiC's online stage (``get_rewards`` with stats) normalises
-    the unrounded raw score; the offline labelling rounds first.
+    the unrounded raw score; the offline labelling rounds first. ``round_z=False`` skips the second: RiC's
+    offline labels stay unrounded in its dataset (its quantile filter reads them so); only the prompt text
+    rounds them.
     """
     raw = round_scores(raw, 1) if round_raw else np.asarray(raw, dtype=np.float64)
-    return round_scores(stats.transform(raw), 1)
+    z = stats.transform(raw)
+    return round_scores(z, 1) if round_z else z

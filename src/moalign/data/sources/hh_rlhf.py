@@ -3,9 +3,11 @@
 Layout: columns ``chosen`` and ``rejected``, each a whole conversation
 ``"\\n\\nHuman: ...\\n\\nAssistant: ...\\n\\nHuman: ...\\n\\nAssistant: <final turn>"``.
 
-Mapping (RiC's split, spec section 1): prompt = the text up to and including the last ``"\\n\\nAssistant:"``;
-response = what follows, stripped. Both conversations become responses (each with its own prompt). A pair
-needs both sides to share the prompt and to differ. Its objective label is the ``objective`` option, by
+Mapping (RiC's split, spec section 1): prompt = the text up to and including the last ``"\\n\\nAssistant:"``,
+unchanged; response = what follows, stripped. (RiC's own builder also writes a space before that last tag;
+the RiC method's official prompt style adds it where it conditions the prompt, so the prompt here stays the
+conversation as written, for every method.) Both conversations become responses (each with its own
+prompt). A pair needs both sides to share the prompt and to differ. Its objective label is the ``objective`` option, by
 default read from ``data_dir`` (``harmless-base`` -> ``harmless``, ``helpful-*`` -> ``helpful``, otherwise
 ``preference``). Prompts are already in HH format, so only the ``hh``/``raw`` templates (no change) apply.
 Skipped: conversations without an assistant turn, empty final turns. The golden answer (and the order of

@@ -1,14 +1,19 @@
 """Rewards-in-Context's pure pieces: the conditioned prompt, preference -> target mappings, MORS targets and
 the any-objective quantile filter (spec sections 1 and 11). No model, no I/O: each is checked by hand-computed
-numbers in ``tests/methods/test_ric_conditioning.py``.
+numbers and by literals produced by the official code in ``tests/methods/test_ric_conditioning.py``.
 
-The conditioned prompt, for an HH prompt ending in the assistant tag, is::
+The conditioned prompt (``prompt_style="official"``, the default) is RiC's string byte for byte. RiC's data
+builder writes an HH prompt as ``conversation + " " + "\\n\\nAssistant:"`` and then conditions it with
+``prompt.rstrip(tag) + " " + "<rm1_score> s1 <rm2_score> s2 " + tag``; ``str.rstrip`` strips a *set of
+characters*, which the space stops. For a moalign HH prompt (``conversation + tag``) that gives::
 
-    head + " " + "<rm1_score> s1 <rm2_score> s2 " + "\\n\\nAssistant:"
+    conversation + "  " + "<rm1_score> s1 <rm2_score> s2 " + "\\n\\nAssistant:"      (two spaces)
 
-where ``head`` is the prompt with the tag removed and ``s_i`` the score rounded to 0.1. RiC removes the tag
-with ``str.rstrip(tag)``, which strips a *set of characters* (it can eat trailing letters of the text, e.g. the
-"i" of "hi"); ``rstrip_quirk=True`` reproduces that, the default removes exactly the suffix.
+with ``s_i = str(round(z_i, 1))`` (Python's correctly rounded ``round``; ``-0.0`` stays ``-0.0``). A prompt
+that already ends in the tag plus whitespace (the summary template, ``... ### Response: ``) is RiC's own
+prompt: ``str.rstrip`` is applied to it as is, and can eat trailing letters of the post, as in RiC.
+``"clean"``: remove exactly the tag, one space, ``-0.0`` written ``0.0``. ``"rstrip"``: RiC's ``str.rstrip``
+on the prompt as given (for data whose prompts were already written by RiC's builder).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 MAPPINGS = ("linf", "l2", "linear")
+PROMPT_STYLES = ("official", "clean", "rstrip")
 
 
 def score_token(i: int) -> str:
@@ -29,45 +35,93 @@ def score_tokens(k: int) -> list[str]:
     return [score_token(i) for i in range(k)]
 
 
-def format_score(value: float) -> str:
-    """A score as written into the prompt: rounded to 0.1 (``np.round``), ``-0.0`` written as ``0.0``."""
-    return str(float(np.round(float(value), 1)) + 0.0)
+def format_score(value: float, *, signed_zero: bool = True) -> str:
+    """A score as RiC writes it into the prompt: ``str(round(value, 1))``.
 
-
-def strip_assistant_tag(prompt: str, tag: str = "\n\nAssistant:", rstrip_quirk: bool = False) -> str:
-    """The prompt without its trailing assistant tag.
-
-    ``rstrip_quirk=False``: remove exactly ``tag``; a prompt that does not end with it is an error (the data
-    and ``method.assistant_tag`` disagree). ``True``: RiC's ``prompt.rstrip(tag)`` (a character set).
+    Python's ``round`` rounds the exact binary value (``0.35`` -> ``0.3``, ``-0.05`` -> ``-0.1``), as RiC's
+    offline labelling does on the unrounded z-scores; values RiC rounds with ``np.round`` first (online labels,
+    targets) are passed already rounded and come out unchanged. ``signed_zero=False`` writes ``-0.0`` as ``0.0``.
     """
-    if rstrip_quirk:
+    rounded = round(float(value), 1)
+    return str(rounded if signed_zero else rounded + 0.0)
+
+
+def _require_style(style: str) -> None:
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"RiC: method.prompt_style={style!r}; choose one of {', '.join(PROMPT_STYLES)}")
+
+
+def _tag_error(prompt: str, tag: str) -> ValueError:
+    return ValueError(
+        f"RiC: prompt does not end with the assistant tag {tag!r} (set method.assistant_tag to the template's "
+        f"tag): ...{prompt[-60:]!r}"
+    )
+
+
+def _official_head(prompt: str, tag: str) -> str:
+    """What RiC's ``prompt.rstrip(tag)`` leaves of the prompt its data builder would have written."""
+    if prompt.endswith(tag):  # HH: RiC's builder puts a space before the final tag; the strip stops there
+        return (prompt[: -len(tag)] + " " + tag).rstrip(tag)
+    if prompt.rstrip().endswith(tag):  # already RiC's prompt (summary: "... ### Response: ")
         return prompt.rstrip(tag)
+    raise _tag_error(prompt, tag)
+
+
+def strip_assistant_tag(prompt: str, tag: str = "\n\nAssistant:", style: str = "official") -> str:
+    """The text before the reward tokens (the conditioned prompt is this + ``" "`` + tokens + ``tag``).
+
+    ``official``: RiC's head (for an HH prompt the conversation plus one space). ``clean``: the prompt without
+    exactly ``tag`` (a prompt that does not end with it is an error). ``rstrip``: ``prompt.rstrip(tag)``.
+    """
+    _require_style(style)
+    if style == "rstrip":
+        return prompt.rstrip(tag)
+    if style == "official":
+        return _official_head(prompt, tag)
     if not prompt.endswith(tag):
-        raise ValueError(
-            f"RiC: prompt does not end with the assistant tag {tag!r} (set method.assistant_tag to the template's "
-            f"tag): ...{prompt[-60:]!r}"
-        )
+        raise _tag_error(prompt, tag)
     return prompt[: -len(tag)]
 
 
 def condition_prompt(
-    prompt: str, scores: Sequence[float], tag: str = "\n\nAssistant:", rstrip_quirk: bool = False
+    prompt: str, scores: Sequence[float], tag: str = "\n\nAssistant:", style: str = "official", *,
+    online: bool = False,
 ) -> str:
-    """The prompt with reward targets/labels written before the assistant tag (RiC's training string)."""
-    head = strip_assistant_tag(prompt, tag, rstrip_quirk)
-    body = "".join(f"{score_token(i)} {format_score(s)} " for i, s in enumerate(scores))
+    """The prompt with reward targets/labels written before the assistant tag (RiC's training string).
+
+    ``online=True`` (official style only): RiC re-reads an online sample's prompt from its decoded generation
+    (``Instructions_n.get_prompt``), which drops whitespace at the end of the conversation.
+    """
+    head = strip_assistant_tag(prompt, tag, style)
+    if online and style == "official":
+        head = (head.rstrip() + " " + tag).rstrip(tag)
+    signed = style != "clean"
+    body = "".join(f"{score_token(i)} {format_score(s, signed_zero=signed)} " for i, s in enumerate(scores))
     return f"{head} {body}{tag}"
 
 
 def gaussian_range(draws: int, seed: int) -> tuple[float, float]:
-    """(low, high): min and max of ``draws`` standard-normal samples, rounded to 0.1 (about -4.2, 4.2 for
-    50,000 draws). RiC uses this as the target range both for MORS goals and for the inference mapping."""
+    """(low, high): min and max of ``draws`` standard-normal samples, rounded to 0.1 (about -4.3, 4.3 for
+    100,000 draws): the MORS goal range (RiC's ``sample_goals``)."""
     samples = np.random.default_rng(seed).standard_normal(draws)
     return float(np.round(samples.min(), 1)), float(np.round(samples.max(), 1))
 
 
+def reference_ranges(k: int, draws: int = 50000, seed: int = 8888) -> tuple[list[float], list[float]]:
+    """Per-objective (low, high) of RiC's evaluation: objective i gets its *own* sample of ``draws`` N(0,1)
+    values and that sample's unrounded min and max.
+
+    RiC seeds numpy's global (legacy Mersenne-Twister) generator with 8888 and draws
+    ``[np.random.randn(50000) for _ in range(k)]``; ``np.random.RandomState(seed)`` gives the same numbers.
+    """
+    rng = np.random.RandomState(seed)
+    samples = [rng.randn(draws) for _ in range(k)]
+    return [float(s.min()) for s in samples], [float(s.max()) for s in samples]
+
+
 def map_preference(w: Sequence[float], mapping: str, low, high) -> np.ndarray:
-    """Target scores for preference ``w`` (on the simplex), rounded to 0.1. ``low``/``high``: scalars or
+    """Target scores for preference ``w`` (on the simplex), rounded to 0.1 (``np.round``, as RiC), ``-0.0``
+    turned into ``0.0`` (RiC's evaluation adds the targets to a column of zeros). ``low``/``high``: scalars or
     per-objective arrays.
 
     * ``linf``: the objective with the largest weight (the first on a tie) gets ``high``; every other i gets
@@ -89,7 +143,7 @@ def map_preference(w: Sequence[float], mapping: str, low, high) -> np.ndarray:
         t = w * (high - low) + low
     else:
         raise ValueError(f"RiC: method.mapping={mapping!r}; choose one of {', '.join(MAPPINGS)}")
-    return np.round(t, 1)
+    return np.round(t, 1) + 0.0
 
 
 def mors_targets(n: int, k: int, low: float, high: float, rng: np.random.Generator) -> np.ndarray:

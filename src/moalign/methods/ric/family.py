@@ -24,8 +24,9 @@ class RicFamily:
         mapping: str,
         low: list[float],
         high: list[float],
+        *,
         assistant_tag: str = "\n\nAssistant:",
-        rstrip_quirk: bool = False,
+        prompt_style: str = "official",
         name: str = "ric",
     ):
         self.name = name
@@ -34,7 +35,7 @@ class RicFamily:
         self.low = [float(x) for x in low]
         self.high = [float(x) for x in high]
         self.assistant_tag = assistant_tag
-        self.rstrip_quirk = rstrip_quirk
+        self.prompt_style = prompt_style
         self._loaded = None
 
     def targets(self, w) -> np.ndarray:
@@ -44,6 +45,10 @@ class RicFamily:
             raise ValueError(f"RiC family trained for {len(self.low)} objectives got preference {w.tolist()}")
         return map_preference(w, self.mapping, np.asarray(self.low), np.asarray(self.high))
 
+    def format_prompt(self, prompt: str, w) -> str:
+        """``prompt`` conditioned on the targets of preference ``w`` (what the model is given)."""
+        return condition_prompt(prompt, self.targets(w).tolist(), self.assistant_tag, self.prompt_style)
+
     @contextmanager
     def policy(self, w) -> Iterator[Policy]:
         if self._loaded is None:
@@ -51,13 +56,7 @@ class RicFamily:
 
             self._loaded = load_policy(self.path)
         model, tokenizer = self._loaded
-        fmt = partial(
-            condition_prompt,
-            scores=self.targets(w).tolist(),
-            tag=self.assistant_tag,
-            rstrip_quirk=self.rstrip_quirk,
-        )
-        yield Policy(model=model, tokenizer=tokenizer, format_prompt=fmt)
+        yield Policy(model=model, tokenizer=tokenizer, format_prompt=partial(self.format_prompt, w=w))
 
     def describe(self) -> dict:
         return {
@@ -69,14 +68,21 @@ class RicFamily:
             "low": self.low,
             "high": self.high,
             "assistant_tag": self.assistant_tag,
-            "rstrip_quirk": self.rstrip_quirk,
+            "prompt_style": self.prompt_style,
         }
 
 
 def family_from_description(description: dict, root: str | Path | None = None) -> RicFamily:
     """Rebuild a saved RiC family from its ``describe()`` dict (the ``factory`` of family persistence);
-    a relative model path is read relative to ``root``, the folder that holds the saved description."""
-    keys = ("path", "mapping", "low", "high", "assistant_tag", "rstrip_quirk", "name")
+    a relative model path is read relative to ``root``, the folder that holds the saved description.
+
+    A description saved before ``prompt_style`` existed carries ``rstrip_quirk``: ``false`` was the exact-suffix
+    style (``clean``), ``true`` the ``rstrip`` style.
+    """
+    description = dict(description)
+    if "prompt_style" not in description and "rstrip_quirk" in description:
+        description["prompt_style"] = "rstrip" if description.pop("rstrip_quirk") else "clean"
+    keys = ("path", "mapping", "low", "high", "assistant_tag", "prompt_style", "name")
     missing = [k for k in keys if k not in description]
     if missing:
         raise ValueError(f"RiC family description lacks {missing}; it must come from RicFamily.describe()")

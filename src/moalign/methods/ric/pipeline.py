@@ -1,7 +1,7 @@
 """Rewards-in-Context's stages (spec sections 1 and 11), each resumable inside the run directory:
 
 ``score`` (raw scores of every offline response, chosen and rejected) -> ``offline`` (RiC statistics; the
-conditional SFT model, reward tokens added) -> for i = 1..iterations: ``online/iter{i}-data`` (MORS goals,
+conditional SFT model; the reward tokens are plain text unless ``add_score_tokens``) -> for i = 1..iterations: ``online/iter{i}-data`` (MORS goals,
 generation, scoring with the offline statistics, any-objective quantile filter) and ``online/iter{i}-train``
 (offline samples that pass the filter + every kept online sample so far; training continues).
 
@@ -25,6 +25,7 @@ from moalign.methods.ric.conditioning import (
     gaussian_range,
     is_bad_sample,
     mors_targets,
+    reference_ranges,
     score_tokens,
 )
 from moalign.methods.ric.config import RicConfig
@@ -37,21 +38,33 @@ STATS_FILE = "ric_stats.json"
 SAMPLES_FILE = "samples.jsonl"
 
 
-def _conditioned(prompts, labels, m: RicConfig) -> list[str]:
-    return [condition_prompt(p, s, m.assistant_tag, m.rstrip_quirk) for p, s in zip(prompts, labels)]
+def _conditioned(prompts, labels, m: RicConfig, online: bool = False) -> list[str]:
+    return [condition_prompt(p, s, m.assistant_tag, m.prompt_style, online=online) for p, s in zip(prompts, labels)]
 
 
 def offline_labels(run: Run, objectives) -> tuple:
-    """(offline ScoredSet with raw scores, RiC statistics, normalised rounded labels)."""
+    """(offline ScoredSet with raw scores, RiC statistics, labels): the labels are RiC's *unrounded* z-scores
+    of the rounded raw scores; RiC keeps them unrounded (its quantile filter reads them so) and rounds only
+    when writing them into the prompt."""
     from moalign.rewards.normalize import ZScore, ric_normalize
 
     data = load_offline(run.stage_dir("score"), objectives)
     stats = ZScore.load(run.stage_dir("offline") / STATS_FILE, objectives=list(objectives))
-    return data, stats, ric_normalize(data.scores, stats)
+    return data, stats, ric_normalize(data.scores, stats, round_z=False)
+
+
+def score_token_ids(tokenizer, k: int, add: bool) -> list[int] | None:
+    """With ``add``: the reward tokens join the vocabulary (new embedding rows; their ids are returned so LoRA
+    can train them). Without (RiC): ``<rm1_score>`` stays plain text for the tokenizer; returns None."""
+    if not add:
+        return None
+    tokens = score_tokens(k)
+    added = tokenizer.add_tokens(tokens)
+    return tokenizer.convert_tokens_to_ids(tokens) if added else None
 
 
 def offline_stage(config: RunConfig, run: Run) -> Path:
-    """Stage ``offline``: fit RiC's statistics; conditional SFT of the base model with reward tokens added."""
+    """Stage ``offline``: fit RiC's statistics; conditional SFT of the base model on the conditioned prompts."""
     from moalign.models.load import load_tokenizer
     from moalign.rewards.normalize import fit_ric_stats, ric_normalize
     from moalign.train.sft import train_sft
@@ -63,11 +76,9 @@ def offline_stage(config: RunConfig, run: Run) -> Path:
         data = load_offline(run.stage_dir("score"), objectives)
         stats = fit_ric_stats(data.scores, objectives)
         stats.save(out / STATS_FILE)
-        labels = ric_normalize(data.scores, stats)
+        labels = ric_normalize(data.scores, stats, round_z=False)
         tokenizer = load_tokenizer(config.model.name_or_path, config.model.revision, config.model.trust_remote_code)
-        tokens = score_tokens(len(objectives))
-        added = tokenizer.add_tokens(tokens)
-        new_ids = tokenizer.convert_tokens_to_ids(tokens) if added else None
+        new_ids = score_token_ids(tokenizer, len(objectives), m.add_score_tokens)
         train_sft(
             config.model.name_or_path, _conditioned(data.prompts, labels, m), data.responses, m.train, out,
             seed=config.seed, checkpoint_dir=checkpoints, tokenizer=tokenizer, model_config=config.model,
@@ -75,7 +86,7 @@ def offline_stage(config: RunConfig, run: Run) -> Path:
         )
 
     inputs = {"train": m.train, "model": config.model, "seed": config.seed, "tag": m.assistant_tag,
-              "quirk": m.rstrip_quirk}
+              "style": m.prompt_style, "add_score_tokens": m.add_score_tokens}
     return training_stage(run, "offline", inputs, compute, depends_on=["score"])
 
 
@@ -111,7 +122,7 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
         atomic_write_json(out / "summary.json", {"generated": len(texts), "clean": len(keep), "kept": int(idx.size),
                                                  "goal_range": [low, high]})
 
-    inputs = {"online": on, "tag": m.assistant_tag, "quirk": m.rstrip_quirk, "iteration": i}
+    inputs = {"online": on, "tag": m.assistant_tag, "style": m.prompt_style, "iteration": i}
     return run.stage(f"online/iter{i}-data", inputs, compute, depends_on=[_model_stage(i - 1), "offline"])
 
 
@@ -129,29 +140,27 @@ def online_train_stage(config: RunConfig, run: Run, i: int) -> Path:
         data, _, labels = offline_labels(run, objectives)
         passing = np.flatnonzero(any_quantile_mask(labels, on.quantile))
         pick = np.random.default_rng(on.seed + i).permutation(passing)[: on.offline_mix]
-        prompts, responses = [data.prompts[j] for j in pick], [data.responses[j] for j in pick]
-        all_labels = [labels[pick]]
+        texts = _conditioned([data.prompts[j] for j in pick], labels[pick], m)
+        responses = [data.responses[j] for j in pick]
         for name in data_stages:  # online data accumulates across iterations
             online = load_scored(run.stage_dir(name) / SAMPLES_FILE, objectives=objectives)
-            prompts += online.prompts
+            texts += _conditioned(online.prompts, online.scores, m, online=True)
             responses += online.responses
-            all_labels.append(online.scores)
         train_sft(
-            run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, np.concatenate(all_labels), m), responses,
+            run.stage_dir(_model_stage(i - 1)), texts, responses,
             on.train, out, seed=on.seed + i, checkpoint_dir=checkpoints, model_config=config.model,
         )
 
-    inputs = {"online": on, "iteration": i}
+    inputs = {"online": on, "iteration": i, "tag": m.assistant_tag, "style": m.prompt_style}
     return training_stage(run, f"online/iter{i}-train", inputs, compute, depends_on=[*data_stages, _model_stage(i - 1)])
 
 
 def target_range(config: RunConfig, run: Run) -> tuple[list[float], list[float]]:
-    """Per-objective (low, high) of the inference mapping, as configured."""
+    """Per-objective (low, high) of the inference mapping, as configured: ``gaussian`` is RiC's evaluation rule
+    (each objective's own N(0,1) sample, unrounded min and max; :func:`reference_ranges`)."""
     m: RicConfig = config.method
-    k = len(config.task.objectives)
     if m.target_range == "gaussian":
-        low, high = gaussian_range(m.reference_draws, m.reference_seed)
-        return [low] * k, [high] * k
+        return reference_ranges(len(config.task.objectives), m.reference_draws, m.reference_seed)
     if m.target_range == "data":
         _, _, labels = offline_labels(run, config.task.objectives)
         return labels.min(axis=0).tolist(), labels.max(axis=0).tolist()
@@ -169,4 +178,4 @@ def train(config: RunConfig, run: Run) -> RicFamily:
         online_train_stage(config, run, i)
     low, high = target_range(config, run)
     final = run.stage_dir(_model_stage(m.online.iterations)).resolve()
-    return RicFamily(final, m.mapping, low, high, m.assistant_tag, m.rstrip_quirk)
+    return RicFamily(final, m.mapping, low, high, assistant_tag=m.assistant_tag, prompt_style=m.prompt_style)
