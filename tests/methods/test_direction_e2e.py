@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTREMES = "list:1,0;0,1"
 SHORTER = {
     "paretohqd": ["method.stage2=false", "method.train.max_steps=40"],
-    "ric": ["method.online.iterations=0"],
+    "ric": [],  # the shipped config as is: offline SFT + one MORS round
     "dpo_lw": ["method.train.max_steps=40", "eval.win_rate=false"],
 }
 
