@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from moalign.config import LoraSettings, RunConfig, TaskConfig, TrainSettings
+from moalign.config import LoraSettings, ModelConfig, RunConfig, TaskConfig, TrainSettings
 from moalign.methods.mgda import MGDAWeighting
 from moalign.methods.preference_data import PairSettings, load_pairsets, pairs_stage
 from moalign.pipeline import Run
@@ -92,9 +92,10 @@ def make_trainer(args, pairs, variant: str, lora: int, out: Path):
     mode, force = VARIANTS[variant]
     settings = TrainSettings(learning_rate=1e-5, max_steps=args.steps + args.warmup, per_device_train_batch_size=args.batch,
                              max_length=args.max_length, lora=LoraSettings(r=lora, alpha=2.0 * lora if lora else 16.0))
-    trainer = build_preference_trainer(args.model, pairs, dpo_pair_loss(0.5), MGDAWeighting(mode, len(pairs)), settings,
-                                       out / variant, seed=0, per_objective_gradients=force,
-                                       dtype=args.dtype, training_overrides={"disable_tqdm": True})
+    trainer = build_preference_trainer(ModelConfig(name_or_path=args.model, dtype=args.dtype), pairs,
+                                       loss_fn=dpo_pair_loss(0.5), weighting=MGDAWeighting(mode, len(pairs)),
+                                       settings=settings, output_dir=out / variant, seed=0,
+                                       per_objective_gradients=force, training_overrides={"disable_tqdm": True})
     trainer.model.to(trainer.args.device)
     trainer.create_optimizer_and_scheduler(num_training_steps=settings.max_steps)
     return trainer

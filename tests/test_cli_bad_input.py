@@ -1,8 +1,10 @@
-"""The bad-input matrix of `moalign score` / `moalign select`, run in-process through ``moalign.cli.main``.
+"""The bad-input matrix of `moalign score` / `select` / `train` / `eval`, run in-process through ``moalign.cli.main``.
 
 Every case must end with exit code 2 and ONE stderr line ``moalign VERB: error: ...`` that names the bad
 thing and says how to fix it; no traceback; and every file and folder in the working folder (the inputs, any
-existing output) byte-for-byte as before, with nothing added (no partial output, no temporary file).
+existing output) byte-for-byte as before, with nothing added (no partial output, no temporary file). For
+`train` and `eval` that means the whole config is checked before the run directory is created: a bad value
+never costs the stages before the one that would have tripped on it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def work(tmp_path, monkeypatch):
     (tmp_path / "existing_dir.jsonl").mkdir()
     (tmp_path / "existing_dir.jsonl" / "notes.txt").write_text("more notes")
     (tmp_path / "ro").mkdir()
+    (tmp_path / "not_a_model").mkdir()
+    (tmp_path / "not_a_model" / "weights.txt").write_text("not a model")
+    (tmp_path / "method5.yaml").write_text("run_dir: runs/m5\nmethod: 5\n")
+    (tmp_path / "latin1.yaml").write_bytes("run_dir: runs/l1\ntask:\n  name: caf\xe9\n".encode("latin-1"))
+    (tmp_path / "eval.yaml").write_text("run_dir: runs/eval\ntask:\n  num_test_prompts: 2\n")
     return tmp_path
 
 
@@ -88,8 +95,17 @@ def _disk_full(monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "mkdtemp", full)
 
 
+def _offline(folder, monkeypatch) -> None:
+    """The Hub is off, and the Hugging Face cache is an empty folder: a Hub id cannot load."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder / "hub_cache"))
+
+
 SELECT = ["select", "s.jsonl"]
 SCORE = ["score", "responses.jsonl", "--rewards", "brevity"]
+TRAIN = ["train", "paretohqd"]  # the embedded config: run_dir runs/paretohqd, inside the working folder
 
 # id, argv, words the message must hold (the thing and the fix), set-up
 CASES = [
@@ -135,6 +151,43 @@ CASES = [
                                    "--stats-out", "z.json"], ["'brevity'", "standard deviation 0"], None),
     ("huge-scores", ["select", "huge.jsonl", "--preference", "0.5,0.5", "--k", "2", "--out", "f.jsonl"],
      ["huge.jsonl", "overflow", "rescale the scores"], None),
+    # train / eval: the config, checked whole before the run directory exists
+    ("train-model-not-a-model", [*TRAIN, "model.name_or_path=not_a_model", "--no-eval"],
+     ["model.name_or_path='not_a_model'", "no config.json", "a Hub id (org/name) or 'embedded'"], None),
+    ("train-model-missing-folder", [*TRAIN, "model.name_or_path=./models/llama", "--no-eval"],
+     ["model.name_or_path='./models/llama': no such folder", "'embedded'"], None),
+    ("train-hub-id-offline-not-cached", [*TRAIN, "model.name_or_path=moalign-test/no-such-model", "--no-eval"],
+     ["model.name_or_path='moalign-test/no-such-model'", "not in the local Hugging Face cache", "HF_HUB_OFFLINE=1",
+      "hf download moalign-test/no-such-model"], _offline),
+    ("eval-model-not-a-model", ["eval", "eval.yaml", "model.name_or_path=not_a_model"],
+     ["model.name_or_path='not_a_model'", "no config.json"], None),
+    ("train-run-dir-read-only", [*TRAIN, "run_dir=ro/run", "--no-eval"],
+     ["run_dir ro/run: the folder ro is not writable", "choose a writable folder with run_dir="], _read_only),
+    ("eval-run-dir-read-only", ["eval", "eval.yaml", "run_dir=ro/run"], ["run_dir ro/run", "ro is not writable"],
+     _read_only),
+    ("train-run-dir-under-a-file", [*TRAIN, "run_dir=s.jsonl/run", "--no-eval"],
+     ["run_dir s.jsonl/run: s.jsonl is a file, not a folder"], None),
+    ("train-method-not-a-section", [*TRAIN, "method5.yaml"],
+     ["method5.yaml: method: expected a section", "got 5 (int)", "key: value"], None),
+    ("train-config-not-utf8", [*TRAIN, "latin1.yaml"],
+     ["latin1.yaml: not UTF-8 text: byte 0xe9 at offset 34 (line 3)", "save the file as UTF-8"], None),
+    ("eval-config-not-utf8", ["eval", "latin1.yaml"], ["latin1.yaml: not UTF-8 text", "(line 3)"], None),
+    ("objective-name-leaves-the-run-dir", ["train", "modpo", "task.objectives=[positivity,../../../X]",
+                                           "task.rewards=[positivity,brevity]", "--no-eval"],
+     ["task.objectives: '../../../X' is not a safe name", "no '/', no '..'"], None),
+    ("paretohqd-num-layers-zero", [*TRAIN, "method.num_layers=0", "--no-eval"],
+     ["method.num_layers=0: must be an integer >= 1"], None),
+    ("paretohqd-k-zero", [*TRAIN, "method.k=0", "--no-eval"], ["method.k=0: must be an integer >= 1"], None),
+    ("dpo-beta-zero", ["train", "dpo", "method.beta=0", "--no-eval"], ["method.beta=0", "> 0"], None),
+    ("train-batch-size-zero", [*TRAIN, "method.train.per_device_train_batch_size=0", "--no-eval"],
+     ["method.train: per_device_train_batch_size=0: must be an integer >= 1"], None),
+    ("train-unknown-dtype", [*TRAIN, "model.dtype=fp8", "--no-eval"], ["model.dtype='fp8' is not known", "bfloat16"],
+     None),
+    ("train-eval-grid-unknown", [*TRAIN, "eval.grid=rick", "--no-eval"], ["eval.grid='rick'", "known: "], None),
+    ("train-method-grid-misses-eval-points", [*TRAIN, "method.grid=list:1,0", "--no-eval"],
+     ["method.grid='list:1,0'", "has no model for evaluation preference(s)"], None),
+    ("train-hf-reward-not-a-model", [*TRAIN, "task.rewards=[positivity,hf:not_a_model]", "--no-eval"],
+     ["task.rewards[1]='not_a_model'", "no config.json"], None),
 ]
 
 
@@ -201,3 +254,32 @@ def test_score_with_stats_out_writes_both_with_normal_permissions(work):
     assert ZScore.load(work / "z.json").mean[0] == pytest.approx(-4 / 3)
     for name in ("sc.jsonl", "z.json"):
         assert stat.S_IMODE((work / name).stat().st_mode) == 0o644
+
+
+HOLD = "import sys, time; from moalign.pipeline import Run; r = Run(sys.argv[1], echo=None); print('held', flush=True); " \
+       "time.sleep(300)"
+
+
+def test_train_in_a_run_dir_another_process_holds_is_one_line_exit_2(work, capsys):
+    """A second `moalign train` on a run directory in use refuses, naming the owner; nothing is touched."""
+    import signal
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "runs/paretohqd"], cwd=work, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _snapshot(work)
+        code = main([*TRAIN, "--no-eval"])
+        after = _snapshot(work)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("moalign train: error: run_dir runs/paretohqd is in use by another moalign process "
+                               f"(pid {holder.pid} on "), lines[0]
+    assert "lock runs/paretohqd/run.lock" in lines[0] and "choose another run_dir=..." in lines[0]
+    assert after == before

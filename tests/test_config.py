@@ -42,7 +42,7 @@ def test_unknown_key_suggests_the_close_name(tmp_path):
 
 
 def test_wrong_type_names_the_key():
-    with pytest.raises(ConfigError, match=r"config.seed: expected int, got 'abc'"):
+    with pytest.raises(ConfigError, match=r"config: seed: expected int, got 'abc'"):
         from_dict(RunConfig, {"seed": "abc"})
 
 
@@ -78,3 +78,89 @@ def test_partial_nested_section_keeps_the_fields_own_defaults():
     config = load_run_config(None, ["method.train.max_steps=3"], method_cls=_MethodWithOwnDefaults)
     assert config.method.train.max_steps == 3
     assert config.method.train.learning_rate == 0.5  # the method's default, not TrainSettings' 1e-4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# names that become paths, files that are not UTF-8, sections that are not sections
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../../X", "a/b", ".hidden", "", "..", "x..y", "-lead", "a b"])
+def test_an_objective_name_that_is_not_a_safe_folder_name_is_refused(name):
+    with pytest.raises(ConfigError, match=r"task.objectives: .* is not a safe name; .*no '/', no '..'"):
+        load_run_config(None, [f"task.objectives=[positivity,{name!r}]", "task.rewards=[positivity,brevity]"])
+
+
+def test_safe_objective_names_load_and_a_repeated_one_is_refused():
+    config = load_run_config(None, ["task.objectives=[helpful,harm-less_2.0]"])
+    assert config.task.objectives == ["helpful", "harm-less_2.0"]
+    with pytest.raises(ConfigError, match=r"\['a'\] appear more than once"):
+        load_run_config(None, ["task.objectives=[a,a]"])
+
+
+def test_a_config_that_is_not_utf8_names_the_file_the_byte_and_the_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("run_dir: runs/x\ntask:\n  name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(path)
+    assert str(caught.value) == (f"{path}: not UTF-8 text: byte 0xe9 at offset 33 (line 3) (invalid continuation "
+                                 "byte); save the file as UTF-8")
+
+
+@pytest.mark.parametrize("text, where", [("method: 5\n", "method"), ("task: [a, b]\n", "task"),
+                                         ("method:\n  train: 3\n", "method.train")])
+def test_a_value_where_a_section_belongs_is_refused(tmp_path, text, where):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"c.yaml: {where}: expected a section"):
+        load_run_config(path, method_cls=_Method)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# field ranges, checked when a section is built (before anything runs)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.train.per_device_train_batch_size=0", "method.train: per_device_train_batch_size=0: must be an integer >= 1"),
+    ("method.train.learning_rate=-1e-4", "learning_rate=-0.0001: must be a number >= 0"),
+    ("method.train.warmup_ratio=1.5", "warmup_ratio=1.5: must be a number >= 0 and <= 1"),
+    ("method.train.lora.r=-1", "lora.r=-1: must be an integer >= 0; 0 is full fine-tuning"),
+    ("method.train.lora.dropout=1.5", "lora.dropout=1.5: must be a number >= 0 and <= 1"),
+    ("eval.generation.top_p=0", "top_p=0.0: must be a number > 0 and <= 1"),
+    ("eval.generation.temperature=0", "temperature=0.0: must be a number > 0; or set do_sample=false"),
+    ("eval.generation.max_new_tokens=0", "max_new_tokens=0: must be an integer >= 1"),
+    ("model.dtype=float8", "model.dtype='float8' is not known: choose one of float32, bfloat16, float16"),
+    ("task.num_test_prompts=0", "task.num_test_prompts=0: must be an integer >= 1"),
+    ("task.objectives=[]", "task.objectives is empty"),
+    ("eval.stats_samples=0", "eval.stats_samples=0: must be an integer >= 1"),
+    ("seed=-1", "seed=-1: must be an integer >= 0"),
+    ("run_dir=''", "run_dir='': give the folder"),
+])
+def test_a_value_out_of_range_is_refused_when_the_section_is_built(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(None, [override], method_cls=_Method)
+    assert message in str(caught.value)
+
+
+def test_greedy_decoding_takes_any_temperature():
+    assert load_run_config(None, ["eval.generation.do_sample=false", "eval.generation.temperature=0"]).eval
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.num_layers=0", "method.num_layers=0: must be an integer >= 1"),
+    ("method.k=0", "method.k=0: must be an integer >= 1"),
+    ("method.k=1", "stage 2 takes k // 2 = 0 points"),
+    ("method.min_hq_size=-1", "method.min_hq_size=-1: must be an integer >= 0"),
+    ("method.stage2_k=0", "method.stage2_k=0: must be an integer >= 1; or null"),
+    ("method.stage2_prompts=0", "method.stage2_prompts=0"),
+    ("method.normalize=minmax", "method.normalize='minmax' is not known: choose one of zscore, none"),
+    ("method.ideal_nadir=hqq", "did you mean 'hq'"),
+    ("method.scores_from=reward", "did you mean 'rewards'"),
+])
+def test_paretohqd_fields_are_checked_when_the_config_loads(override, message):
+    from moalign.methods.paretohqd.config import ParetoHqDConfig
+
+    with pytest.raises(ConfigError) as caught:
+        load_run_config(None, [override], method_cls=ParetoHqDConfig)
+    assert message in str(caught.value)

@@ -20,3 +20,30 @@ def test_demo_trains_both_methods_and_writes_one_comparison_report(tmp_path):
     # a rerun resumes: every stage is already done, so nothing trains again
     _, again = run_demo(tmp_path, ["paretohqd", "ric"], overrides)
     assert again["paretohqd: train"] < timings["paretohqd: train"] / 2
+
+
+def test_a_bad_override_fails_before_any_method_trains(tmp_path):
+    from moalign.config import ConfigError
+
+    # the second method's config is wrong: the first must not train either
+    with pytest.raises(ConfigError, match=r"task.rewards\[1\]='(\./)?not_a_model': no such folder"):
+        run_demo(tmp_path / "demo", ["paretohqd", "dpo"], ["task.rewards=[positivity,hf:./not_a_model]"])
+    # valid for dpo (first), an unknown key for paretohqd (second): dpo must not train either
+    with pytest.raises(ConfigError, match="paretohqd.yaml: method: unknown key 'beta'"):
+        run_demo(tmp_path / "demo", ["dpo", "paretohqd"], ["method.beta=0.5"])
+    with pytest.raises(ConfigError, match="method.beta=0.0"):
+        run_demo(tmp_path / "demo", ["dpo"], ["method.beta=0"])
+    assert not (tmp_path / "demo").exists()
+
+
+def test_the_demo_reaches_methods_only_through_the_registry():
+    import ast
+    import inspect
+
+    import moalign.demo
+
+    tree = ast.parse(inspect.getsource(moalign.demo))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    # the registry and the method-agnostic runner; never a method's own package
+    assert {m for m in imported if m.startswith("moalign.methods")} == {
+        "moalign.methods.registry", "moalign.methods.train_run"}

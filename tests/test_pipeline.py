@@ -1,10 +1,16 @@
-"""Run.stage: atomic stage folders, skipping finished stages, rerunning with the reason, downstream only."""
+"""Run.stage: atomic stage folders, skipping finished stages, rerunning with the reason, downstream only; the
+run directory's lock (one process at a time), stage names kept inside it, a read-only run_dir."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from moalign.pipeline import STAGE_FILE, Run
+from moalign.config import ConfigError
+from moalign.pipeline import LOCK_FILE, STAGE_FILE, Run, RunLockedError, hold_run_dir, main_rank
 
 
 def _writer(text, calls):
@@ -72,3 +78,96 @@ def test_a_multi_process_launch_is_refused_with_the_fix(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="single_gpu.yaml"):
         Run(tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one process per run directory; stage names stay inside it; a read-only run_dir is a one-line error
+# ---------------------------------------------------------------------------------------------------------
+
+HOLD = "import sys, time; from moalign.pipeline import Run; r = Run(sys.argv[1], echo=None); print('held', flush=True); " \
+       "time.sleep(300)"
+
+
+def _hold_in_another_process(root):
+    """A child process that holds ``root``'s lock until it is killed; returns it once it holds the lock."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def test_a_second_process_is_refused_and_a_killed_ones_lock_is_taken_over(tmp_path):
+    root = tmp_path / "run"
+    child = _hold_in_another_process(root)
+    try:
+        owner = json.loads((root / LOCK_FILE).read_text())
+        assert owner["pid"] == child.pid
+        before = _tree(tmp_path)
+        with pytest.raises(RunLockedError) as caught:
+            Run(root, echo=None)
+        message = str(caught.value)
+        assert f"run_dir {root} is in use by another moalign process (pid {child.pid} on" in message
+        assert str(root / LOCK_FILE) in message and "choose another run_dir" in message and "\n" not in message
+        assert _tree(tmp_path) == before  # the refused process touched nothing
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert (root / LOCK_FILE).is_file()  # a SIGKILL leaves the file, but the OS lock died with the process
+    messages = []
+    run = Run(root, echo=messages.append)
+    assert messages == [f"[run] took over {root / LOCK_FILE}, left by pid {child.pid} (no longer running)"]
+    assert json.loads((root / LOCK_FILE).read_text())["pid"] == os.getpid()
+    run.close()
+    assert not (root / LOCK_FILE).exists()  # a clean finish leaves no lock file
+
+
+def test_runs_of_one_process_share_the_lock_until_the_last_closes(tmp_path):
+    first = Run(tmp_path, echo=None)
+    with Run(tmp_path, echo=None) as second:
+        assert second.lock is first.lock and first.lock.count == 2
+    assert (tmp_path / LOCK_FILE).is_file() and first.lock.count == 1
+    del first  # garbage collection releases it too
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_only_the_main_rank_takes_the_lock(tmp_path, monkeypatch):
+    assert hold_run_dir(tmp_path / "a", rank0=False) is None
+    assert not (tmp_path / "a").exists()  # another rank never touches the run directory's lock
+    monkeypatch.setenv("RANK", "3")
+    assert not main_rank() and hold_run_dir(tmp_path / "b") is None and not (tmp_path / "b").exists()
+    monkeypatch.setenv("RANK", "0")
+    lock = hold_run_dir(tmp_path, echo=None)
+    assert main_rank() and json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    lock.release()
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/../../outside", "/tmp/outside", "", ".", "a//b", "a/./b",
+                                  "..\\outside", "margin/../../../X"])
+def test_a_stage_name_cannot_lead_outside_the_run_directory(tmp_path, name):
+    run = Run(tmp_path / "run", echo=None)
+    with pytest.raises(ValueError, match="would lead outside the run directory") as caught:
+        run.stage(name, {}, _writer("x", []))
+    assert repr(name) in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [LOCK_FILE]
+
+
+def test_a_read_only_run_dir_is_a_config_error_naming_the_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).startswith(str(folder)) and mode & os.W_OK
+                        else real_access(p, mode, **kw))  # as root, permission bits would not stop the write
+    with pytest.raises(ConfigError) as caught:
+        Run(folder / "new" / "run", echo=None)
+    assert str(caught.value) == (f"run_dir {folder / 'new' / 'run'}: the folder {folder} is not writable (permissions "
+                                 "or a read-only file system); choose a writable folder with run_dir=..., or fix its "
+                                 "permissions")
+    assert list(folder.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        Run(tmp_path / "file" / "run", echo=None)

@@ -25,11 +25,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"moalign {args.verb}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, OSError) as err:
+    except _user_errors() as err:
         if os.environ.get("MOALIGN_DEBUG"):  # MOALIGN_DEBUG=1 shows the traceback instead
             raise
         print(f"moalign {args.verb}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can cause, shown as one line: a bad value or key (ConfigError is a ValueError), a system
+    error, a run directory another process holds. Evaluated only once an error is raised (import stays fast)."""
+    from moalign.pipeline import RunError
+
+    return (ValueError, KeyError, OSError, RunError)
 
 
 _OS_FIXES = {

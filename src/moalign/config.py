@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -25,6 +26,8 @@ class ConfigError(ValueError):
     """A config value or key is wrong; the message names the key, the source and the fix."""
 
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16")  # the keys of moalign.models.load.DTYPES
+
 # objective names become folder and file names in the run directory (``margin/<objective>``, pair files)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -38,6 +41,28 @@ def check_safe_name(value: Any, field: str) -> None:
             "letters, digits, '_', '-' and '.' (starting with a letter or digit, no '/', no '..'), "
             "e.g. task.objectives=[helpful,harmless]"
         )
+
+
+def check_range(field: str, value: Any, *, low: float | None = None, high: float | None = None,
+                strict: bool = False, integer: bool = False, fix: str = "") -> None:
+    """ConfigError unless ``value`` is a finite number (an int when ``integer``) in ``[low, high]`` (``(low, high]``
+    when ``strict``); ``field`` is the key as the user writes it (``method.k``), ``fix`` an example value."""
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if strict else value >= low)) and (high is None or value <= high)
+    if not ok:
+        bounds = [f"{'>' if strict else '>='} {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else ""]
+        what = f"{'an integer' if integer else 'a number'} {' and '.join(b for b in bounds if b)}".strip()
+        raise ConfigError(f"{field}={value!r}: must be {what}{'; ' + fix if fix else ''}")
+
+
+def check_choice(field: str, value: Any, choices: typing.Iterable[str]) -> None:
+    """ConfigError unless ``value`` is one of ``choices`` (with a "did you mean")."""
+    choices = list(choices)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{field}={value!r} is not known: choose one of {', '.join(choices)}{hint}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -55,6 +80,12 @@ class ModelConfig:
     trust_remote_code: bool = False  # never on unless the user asks
     attn_implementation: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name_or_path, str) or not self.name_or_path.strip():
+            raise ConfigError(f"model.name_or_path={self.name_or_path!r}: give a model folder, a Hub id (org/name) "
+                              "or 'embedded' (the built-in tiny model)")
+        check_choice("model.dtype", self.dtype, DTYPE_NAMES)
+
 
 @dataclass
 class LoraSettings:
@@ -64,6 +95,12 @@ class LoraSettings:
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: list[str] | None = None  # None: PEFT's defaults for the architecture
+
+    def __post_init__(self) -> None:
+        check_range("lora.r", self.r, low=0, integer=True, fix="0 is full fine-tuning, e.g. lora.r=64")
+        if self.r > 0:  # alpha is unused in full fine-tuning (configs write alpha=0 there)
+            check_range("lora.alpha", self.alpha, low=0, strict=True, fix="e.g. lora.alpha=16")
+        check_range("lora.dropout", self.dropout, low=0, high=1, fix="e.g. lora.dropout=0.05")
 
 
 @dataclass
@@ -87,6 +124,19 @@ class TrainSettings:
     report_to: str = "none"  # "tensorboard", "wandb", ...
     lora: LoraSettings = field(default_factory=LoraSettings)
 
+    def __post_init__(self) -> None:
+        check_range("learning_rate", self.learning_rate, low=0, fix="e.g. learning_rate=1e-4")
+        check_range("max_steps", self.max_steps, integer=True, fix="<= 0 trains num_train_epochs instead")
+        if self.max_steps <= 0:
+            check_range("num_train_epochs", self.num_train_epochs, low=0, strict=True,
+                        fix="with max_steps <= 0 training runs this many epochs")
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps"):
+            check_range(name, getattr(self, name), low=1, integer=True)
+        check_range("save_steps", self.save_steps, low=0, integer=True, fix="0 saves only at the end")
+        check_range("warmup_ratio", self.warmup_ratio, low=0, high=1)
+        check_range("weight_decay", self.weight_decay, low=0)
+        check_range("max_grad_norm", self.max_grad_norm, low=0, fix="0 turns clipping off")
+
 
 @dataclass
 class GenerationSettings:
@@ -103,6 +153,14 @@ class GenerationSettings:
         default_factory=lambda: ["\n\nHuman:", "\nHuman:", "\n\nAssistant:", "\nAssistant:", "\n\n\n", "###"]
     )
     forbid_eos_first: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("max_new_tokens", self.max_new_tokens, low=1, integer=True)
+        check_range("batch_size", self.batch_size, low=1, integer=True)
+        check_range("top_k", self.top_k, low=0, integer=True, fix="0 turns top-k off")
+        check_range("top_p", self.top_p, low=0, high=1, strict=True, fix="1.0 turns nucleus sampling off")
+        if self.do_sample:
+            check_range("temperature", self.temperature, low=0, strict=True, fix="or set do_sample=false (greedy)")
 
 
 @dataclass
@@ -128,11 +186,18 @@ class TaskConfig:
     prompt_template: str | None = None  # None: the source's own template; see moalign.data.templates
 
     def __post_init__(self) -> None:
-        for name in self.objectives or []:
+        if not self.objectives:
+            raise ConfigError("task.objectives is empty: name at least one objective, e.g. "
+                              "task.objectives=[helpful,harmless]")
+        for name in self.objectives:
             check_safe_name(name, "task.objectives")
         repeated = sorted({o for o in self.objectives or [] if list(self.objectives).count(o) > 1})
         if repeated:
             raise ConfigError(f"task.objectives: {repeated} appear more than once; name each objective once")
+        check_range("task.num_test_prompts", self.num_test_prompts, low=1, integer=True)
+        if self.max_train_samples is not None:
+            check_range("task.max_train_samples", self.max_train_samples, low=1, integer=True,
+                        fix="or null for every train sample")
 
 
 @dataclass
@@ -157,6 +222,13 @@ class EvalSettings:
     progress: bool = True  # progress bars during generation and scoring
     seed: int = 8888  # the same seed at every w: differences between points are not sampling noise
 
+    def __post_init__(self) -> None:
+        check_range("eval.stats_samples", self.stats_samples, low=1, integer=True)
+        check_range("eval.samples_per_point", self.samples_per_point, low=0, integer=True)
+        check_range("eval.judge_tie_margin", self.judge_tie_margin, low=0)
+        check_range("eval.hv_reference_z", self.hv_reference_z)
+        check_range("eval.seed", self.seed, low=0, integer=True)
+
 
 T_Method = TypeVar("T_Method")
 
@@ -174,6 +246,11 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     eval: EvalSettings = field(default_factory=EvalSettings)
     method: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run_dir, str) or not self.run_dir.strip():
+            raise ConfigError(f"run_dir={self.run_dir!r}: give the folder the run writes to, e.g. run_dir=runs/x")
+        check_range("seed", self.seed, low=0, integer=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -242,11 +319,16 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
         default = _field_default(fields[key])
         if isinstance(value, dict) and dataclasses.is_dataclass(default):
             data[key] = _deep_merge(to_dict(default), value)
-    kwargs = {key: _coerce(hints[key], value, f"{where}.{key}") for key, value in data.items()}
+    kwargs = {key: _coerce(hints[key], value, _key_path(where, key)) for key, value in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from err
+
+
+def _key_path(where: str, key: str) -> str:
+    """``"c.yaml"`` + ``task`` -> ``"c.yaml: task"``; ``"c.yaml: task"`` + ``name`` -> ``"c.yaml: task.name"``."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
 
 
 def to_dict(obj: Any) -> Any:

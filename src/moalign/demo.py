@@ -1,6 +1,8 @@
 """The embedded demo: build the tiny task, train each method, evaluate all on one grid, write one report.
 
-This is the README's main command. Every stage is resumable: rerunning it skips what already finished.
+This is the README's main command. Every stage is resumable: rerunning it skips what already finished. Every
+method's config is loaded and validated before the first one trains, so a bad override fails at once. Methods
+are reached through :mod:`moalign.methods.registry` and the method-agnostic runner only.
 """
 
 from __future__ import annotations
@@ -8,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from moalign.config import load_run_config
-from moalign.methods.registry import get_method
-from moalign.methods.train_run import default_config_path, train_method
+from moalign.checks import validate_run_config
+from moalign.methods.registry import method_config
+from moalign.methods.train_run import train_method
 
 
 def run_demo(
@@ -21,18 +23,17 @@ def run_demo(
     from moalign.models.tiny import ensure_tiny_model
 
     run_dir = Path(run_dir)
+    configs = {method: method_config(method, None, [*(overrides or []), f"run_dir={run_dir / method}"])
+               for method in methods}
+    for config in configs.values():
+        validate_run_config(config)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     print("[build] the embedded tiny model and task (cached after the first build)")
     ensure_tiny_model()
     timings["build embedded task"] = time.perf_counter() - start
     summaries = []
-    for method in methods:
-        spec = get_method(method)
-        config_path = default_config_path(method)
-        config = load_run_config(
-            config_path, [*(overrides or []), f"run_dir={run_dir / method}"], method_cls=spec.config_cls
-        )
+    for method, config in configs.items():
         print(f"[{method}] training and evaluating in {config.run_dir}")
         summary = train_method(method, config, evaluate=True)
         timings[f"{method}: train"] = summary["train_seconds"]

@@ -8,7 +8,14 @@ upstream stages, read from the inputs recorded beside the hash). Because a stage
 the stages it reads, a change propagates downstream and nowhere else.
 
 Stage names may contain ``/`` (``"eval/generate/w_0.200_0.800"``): a long loop can then finish one sub-stage
-per item, so a run killed halfway resumes at the next item instead of starting the loop again.
+per item, so a run killed halfway resumes at the next item instead of starting the loop again. A name never
+leads outside the run directory (no ``..``, no absolute path).
+
+One process at a time works in a run directory: :class:`Run` holds ``run.lock`` (an OS file lock, with the
+owner's pid, host and command written inside) for as long as it lives. A second process refuses with a message
+naming the owner; a lock left by a killed process is free at the OS level, so the next run takes it over (and
+says so) without any pid guessing. Under a multi-process launch only the main rank (``RANK`` 0) takes the lock;
+the other ranks never touch it.
 """
 
 from __future__ import annotations
@@ -16,18 +23,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from moalign.config import to_dict
+from moalign.config import ConfigError, to_dict
 from moalign.io_utils import atomic_dir, atomic_write_json
 
 log = logging.getLogger("moalign.pipeline")
 
 STAGE_FILE = "_stage.json"
+LOCK_FILE = "run.lock"
+
+
+class RunError(RuntimeError):
+    """A run directory cannot be used as asked; the message names it and the fix."""
+
+
+class RunLockedError(RunError):
+    """Another live process holds the run directory's lock."""
 
 
 def inputs_hash(inputs: Any) -> str:
@@ -42,11 +60,28 @@ class Run:
     def __init__(self, root: str | Path, echo: Callable[[str], None] | None = print):
         _refuse_several_processes()
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.echo = echo or (lambda _msg: None)
+        make_run_dir(self.root)
+        self.lock = hold_run_dir(self.root, echo=self.echo)
+        self._release = weakref.finalize(self, self.lock.release) if self.lock is not None else None
         self.timings: dict[str, float] = {}
 
+    def close(self) -> None:
+        """Release the run directory's lock now (else when the Run is garbage-collected, or at exit)."""
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def stage_dir(self, name: str) -> Path:
+        """The folder of stage ``name``; a name that would lead outside the run directory is refused."""
+        if not name or "\\" in name or name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+            raise ValueError(f"stage name {name!r} would lead outside the run directory {self.root} (or is empty); "
+                             "a stage name is a relative path of plain parts, e.g. 'eval/generate/w_0.5'")
         return self.root / name
 
     def stage_hash(self, name: str) -> str | None:
@@ -134,12 +169,140 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 def _refuse_several_processes() -> None:
     """Stages are not rank-aware yet: under a multi-process launch every rank would compute and rename the same
     stage folder. Refuse with the fix rather than race (one process still uses one large GPU fully)."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world > 1:
-        raise RuntimeError(
+        raise RunError(
             f"moalign runs its stage pipeline in one process, but WORLD_SIZE={world}: launch with "
             "`accelerate launch --config_file configs/accelerate/single_gpu.yaml ...` (num_processes: 1). "
             "Multi-process stages are not supported yet (docs/design.md)."
         )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The run directory: writable, and held by one process at a time
+# ----------------------------------------------------------------------------------------------------------
+
+
+def make_run_dir(root: Path) -> None:
+    """Create ``root`` (and missing parents), or ConfigError naming the folder that stops it and the fix."""
+    folder = root
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run_dir {root}: {folder} is a file, not a folder; choose another run_dir=...")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"run_dir {root}: the folder {folder} is not writable (permissions or a read-only file "
+                          "system); choose a writable folder with run_dir=..., or fix its permissions")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"run_dir {root}: cannot create it ({err.strerror or err}); choose another run_dir=..., "
+                          "or fix the permissions of the folder above it") from None
+
+
+def main_rank() -> bool:
+    """True in a single process and on rank 0 of a multi-process launch (``RANK``, as torchrun/accelerate set)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
+def hold_run_dir(root: Path, *, echo: Callable[[str], None] = print, rank0: bool | None = None) -> RunLock | None:
+    """Take ``root``'s lock (see the module docstring); None, touching nothing, on a rank other than 0."""
+    if not (main_rank() if rank0 is None else rank0):
+        return None
+    return RunLock.acquire(Path(root), echo=echo)
+
+
+class RunLock:
+    """This process's hold on ``<run_dir>/run.lock``; shared by every :class:`Run` of the process on that folder.
+
+    The OS lock (``flock``) is released by the kernel when the process dies, however it dies, so a stale lock is
+    simply one nobody holds: the next process takes it over. ``release`` (the last holder in this process)
+    deletes the file while still holding it; an acquirer that raced with the deletion sees that its file is no
+    longer the one at the path and tries again, so two processes can never both believe they hold the lock.
+    """
+
+    _held: dict[str, RunLock] = {}  # resolved lock path -> this process's lock on it
+
+    def __init__(self, path: Path, key: str, fd: int):
+        self.path, self.key, self.fd, self.pid, self.count = path, key, fd, os.getpid(), 1
+
+    @classmethod
+    def acquire(cls, root: Path, *, echo: Callable[[str], None] = print) -> RunLock:
+        path = root / LOCK_FILE
+        key = str(path.resolve())
+        held = cls._held.get(key)
+        if held is not None and held.pid == os.getpid() and _is_file_at(held.fd, path):
+            held.count += 1
+            return held
+        fd, previous = _lock_file(path, root)
+        lock = cls._held[key] = cls(path, key, fd)
+        if previous.get("pid") not in (None, os.getpid()):
+            echo(f"[run] took over {path}, left by pid {previous['pid']} (no longer running)")
+        _write_owner(fd)
+        return lock
+
+    def release(self) -> None:
+        """Drop one hold; the last one deletes the lock file (while still holding it) and unlocks."""
+        self.count -= 1
+        if self.count > 0 or self.fd < 0:
+            return
+        if self._held.get(self.key) is self:
+            del self._held[self.key]
+        if self.pid == os.getpid() and _is_file_at(self.fd, self.path):  # never from a forked child
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is (still) the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def _lock_file(path: Path, root: Path) -> tuple[int, dict]:
+    """(fd holding the OS lock on ``path``, the owner record found in it); RunLockedError while another holds it."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise ConfigError(f"run_dir {root}: cannot create the lock file {path} ({err.strerror or err}); "
+                              "choose a writable run_dir=..., or fix its permissions") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_owner(fd)
+            os.close(fd)
+            raise RunLockedError(_locked_message(root, path, owner)) from None
+        if _is_file_at(fd, path):
+            return fd, _read_owner(fd)
+        os.close(fd)  # the previous owner deleted the file between our open and our lock: lock the new one
+
+
+def _read_owner(fd: int) -> dict:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0).decode("utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _write_owner(fd: int) -> None:
+    import socket
+    import sys
+
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "command": " ".join(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(record) + "\n").encode("utf-8"), 0)
+
+
+def _locked_message(root: Path, path: Path, owner: dict) -> str:
+    who = f"pid {owner.get('pid', '?')} on {owner.get('host', '?')}, since {owner.get('started', '?')}"
+    return (f"run_dir {root} is in use by another moalign process ({who}; lock {path}); two processes in one run "
+            "directory would delete each other's unfinished stages: wait for it to finish or stop it, or choose "
+            "another run_dir=...")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -23,8 +25,9 @@ PAIRS = {"kind": pairset("kind", "Happy to help, friend!", "No."), "short": pair
 def one_step(tmp_path, tiny_lm_dir, pairs, w, sub):
     settings = TrainSettings(learning_rate=0.1, max_steps=1, per_device_train_batch_size=3, max_length=40,
                              max_grad_norm=0.0)
-    trainer = build_preference_trainer(tiny_lm_dir, pairs, dpo_pair_loss(0.5), FixedWeights(w), settings,
-                                       tmp_path / sub, seed=0, training_overrides={"optim": "sgd"})
+    trainer = build_preference_trainer(tiny_lm_dir, pairs, loss_fn=dpo_pair_loss(0.5), weighting=FixedWeights(w),
+                                       settings=settings, output_dir=tmp_path / sub, seed=0,
+                                       training_overrides={"optim": "sgd"})
     trainer.train()
     return {n: p.detach().clone() for n, p in trainer.model.named_parameters()}, trainer
 
@@ -51,3 +54,30 @@ def test_mixed_preference_differs_from_both_ends(tmp_path, tiny_lm_dir):
 def test_fixed_weights_reject_points_off_the_simplex(w):
     with pytest.raises(ValueError, match="preference w="):
         FixedWeights(w)
+
+
+@pytest.mark.parametrize("override,match", [
+    ("method.beta=0", "method.beta=0"),
+    ("method.beta=-0.5", "method.beta=-0.5"),
+    ("method.reference=frozen", "method.reference='frozen'"),
+    ("method.pairs.pair_mode=best", "method.pairs.pair_mode='best'"),
+    ("method.pairs.pairs_from=web", "method.pairs.pairs_from='web'"),
+    ("method.pairs.min_margin=-1", "method.pairs.min_margin=-1"),
+    ("method.pairs.max_pairs_per_objective=0", "method.pairs.max_pairs_per_objective=0"),
+])
+def test_bad_dpo_family_settings_fail_at_config_time(override, match):
+    from moalign.config import ConfigError, load_run_config
+    from moalign.methods.dpo_lw import DPOConfig, DPOLWConfig
+
+    for cls in (DPOLWConfig, DPOConfig):
+        with pytest.raises(ConfigError, match=re.escape(match)):
+            load_run_config(None, [override], method_cls=cls)
+    load_run_config(None, ["method.beta=0.3", "method.reference=model"], method_cls=DPOLWConfig)  # good values pass
+
+
+def test_dpo_objectives_may_not_be_empty():
+    from moalign.config import ConfigError
+    from moalign.methods.dpo_lw import DPOConfig
+
+    with pytest.raises(ConfigError, match=r"method.objectives=\[\]"):
+        DPOConfig(objectives=[])

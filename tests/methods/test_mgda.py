@@ -143,8 +143,8 @@ def test_combined_update_matches_finite_differences(tmp_path, tiny_lm_dir, monke
     monkeypatch.setattr(LlamaRMSNorm, "forward", _rms_norm_in_input_dtype)
     pairs = {"a": _pairs("a", 4, 0), "b": _pairs("b", 4, 10), "c": _pairs("c", 4, 20)}
     settings = TrainSettings(max_steps=1, per_device_train_batch_size=3, max_length=40)
-    trainer = build_preference_trainer(tiny_lm_dir, pairs, dpo_pair_loss(0.5), MGDAWeighting(mode, 3), settings,
-                                       tmp_path, seed=0, grad_layers=grad_layers)
+    trainer = build_preference_trainer(tiny_lm_dir, pairs, loss_fn=dpo_pair_loss(0.5), weighting=MGDAWeighting(mode, 3),
+                                       settings=settings, output_dir=tmp_path, seed=0, grad_layers=grad_layers)
     model = trainer.model.double()
     with torch.no_grad():  # leave the reference, so that the three losses and gradients differ
         gen = torch.Generator().manual_seed(0)
@@ -174,3 +174,20 @@ def test_combined_update_matches_finite_differences(tmp_path, tiny_lm_dir, monke
             for p, d in zip(model.parameters(), direction):
                 p.add_(eps * d)
         assert analytic == pytest.approx(float(plus - minus) / (2 * eps), rel=1e-6)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"beta": 0.0}, "method.beta"),
+    ({"mode": "pcgrad"}, "method.mode='pcgrad'"),
+    ({"grad_layers": -1}, "method.grad_layers=-1"),
+    ({"mode": "groupdro", "groupdro_eta": 0.0}, "method.groupdro_eta=0.0"),
+    ({"loss_eps": 0.0}, "method.loss_eps=0.0"),
+    ({"mode": "vanilla", "per_objective_gradients": False}, "method.per_objective_gradients=false"),
+])
+def test_bad_mgda_settings_fail_at_config_time(kw, match):
+    from moalign.config import ConfigError
+    from moalign.methods.mgda import MGDAConfig
+
+    with pytest.raises(ConfigError, match=match):
+        MGDAConfig(**kw)
+    MGDAConfig(mode="uniform", per_objective_gradients=False, groupdro_eta=0.0)  # eta only matters for groupdro

@@ -69,3 +69,14 @@ def test_score_margins_follow_the_run_objective_order():
     assert score_margins(pairs, main=1, normalize=False, objectives=["x", "y"]).tolist() == [[1.0, 0.0]]
     with pytest.raises(ValueError, match="no scores for"):
         score_margins(pairs, main=0, objectives=["x", "z"])
+
+
+@pytest.mark.parametrize("kw,match", [({"beta": 0.0}, "method.beta"), ({"margin": "reward"}, "method.margin='reward'"),
+                                      ({"reference": "x"}, "method.reference='x'")])
+def test_bad_modpo_settings_fail_at_config_time(kw, match):
+    from moalign.config import ConfigError
+    from moalign.methods.modpo import MODPOConfig
+
+    with pytest.raises(ConfigError, match=match):
+        MODPOConfig(**kw)
+    assert MODPOConfig(beta=0.2, margin="scores").margin == "scores"

@@ -62,7 +62,12 @@ def test_concatenated_forward_matches_separate_rows_and_ignores_padding(lm):
     batch = collate_objective(rows, tok.pad_token_id)
     assert batch["input_ids"].shape[0] == 4  # chosen rows first, then rejected
     with torch.no_grad():
-        chosen, rejected = pair_logps(model, batch)
+        chosen, rejected, n_chosen, n_rejected = pair_logps(model, batch)
+    # token counts: the response tokens of each row (its EOS included), padding and prompt excluded
+    assert n_chosen.tolist() == [sum(x != IGNORE_INDEX for x in row["chosen_labels"]) for row in rows]
+    assert n_rejected.tolist() == [sum(x != IGNORE_INDEX for x in row["rejected_labels"]) for row in rows]
+    assert n_rejected.tolist() == [len(tok(" No.", add_special_tokens=False)["input_ids"]) + 1,
+                                  len(tok(" Go away, now!", add_special_tokens=False)["input_ids"]) + 1]
     for i, row in enumerate(rows):
         assert chosen[i].item() == pytest.approx(_manual_response_logp(model, row["chosen_ids"], row["chosen_labels"]), abs=1e-4)
         assert rejected[i].item() == pytest.approx(

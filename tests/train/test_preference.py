@@ -8,22 +8,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from bread_pairs import PAIRS
 from moalign.config import LoraSettings, TrainSettings
-from moalign.data.schema import PairSet
 from moalign.methods.mgda import MGDAWeighting
 from moalign.train.losses import dpo_loss, dpo_pair_loss
 from moalign.train.preference_run import build_preference_trainer
 from moalign.train.weighting import FixedWeights
-
-
-def pairset(objective: str, n: int, offset: int = 0) -> PairSet:
-    prompts = [f"\n\nHuman: Question {i + offset} about bread?\n\nAssistant:" for i in range(n)]
-    chosen = ["A lovely, helpful answer." if i % 2 else "Great, happy to help!" for i in range(n)]
-    rejected = ["No." if i % 3 else "Go away, that is a dull question." for i in range(n)]
-    return PairSet(prompts, chosen, rejected, [objective] * n)
-
-
-PAIRS = {"helpful": pairset("helpful", 8), "brief": pairset("brief", 6, offset=20)}
 
 
 def make(tmp_path, tiny_lm_dir, weighting, *, batch=4, ga=1, steps=2, lora=0, reference="precomputed", sub="run",
@@ -32,8 +22,9 @@ def make(tmp_path, tiny_lm_dir, weighting, *, batch=4, ga=1, steps=2, lora=0, re
                              gradient_accumulation_steps=ga, logging_steps=1, save_steps=save_steps, max_length=48, max_grad_norm=0.0,
                              lora=LoraSettings(r=lora, alpha=2 * lora if lora else 16.0))
     overrides = {"optim": "sgd", "disable_tqdm": True, "lr_scheduler_type": "constant"}
-    return build_preference_trainer(tiny_lm_dir, pairs or PAIRS, dpo_pair_loss(0.5), weighting, settings,
-                                    tmp_path / sub, seed=0, reference=reference, training_overrides=overrides, **kwargs)
+    return build_preference_trainer(tiny_lm_dir, pairs or PAIRS, loss_fn=dpo_pair_loss(0.5), weighting=weighting,
+                                    settings=settings, output_dir=tmp_path / sub, seed=0, reference=reference,
+                                    training_overrides=overrides, **kwargs)
 
 
 def params(trainer) -> dict:
@@ -142,3 +133,87 @@ def test_run_level_reference_cache_matches_the_trainers_own(tmp_path, tiny_lm_di
     columns = {n: {"ref_chosen": cached[n][:, 0] + 1.0, "ref_rejected": cached[n][:, 1]} for n in PAIRS}
     given = make(tmp_path, tiny_lm_dir, FixedWeights([0.5, 0.5]), sub="given", columns=columns)
     assert given.train_dataset.get_column(0, "ref_chosen") == pytest.approx(cached["helpful"][:, 0] + 1.0)
+
+
+# ------------------------------------------------------------------ starting points and chosen references
+
+
+def _lora_weights(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def test_start_from_a_saved_adapter_continues_from_its_weights(tmp_path, tiny_lm_dir):
+    from safetensors.torch import load_file
+
+    from moalign.models.adapters import LORA
+    from moalign.train.preference_run import train_preference
+
+    first = make(tmp_path, tiny_lm_dir, FixedWeights([0.5, 0.5]), lora=4, sub="first", steps=3)
+    first.train()
+    saved = tmp_path / "adapter"
+    LORA.save(first.model, saved, base_name=tiny_lm_dir)
+    first.processing_class.save_pretrained(saved)
+    trained = _lora_weights(first.model)
+    assert any(float(v.abs().max()) > 0 for n, v in trained.items() if "lora_B" in n)  # the adapter moved
+
+    one_step = TrainSettings(learning_rate=0.05, max_steps=1, per_device_train_batch_size=4, max_length=48,
+                             max_grad_norm=0.0)  # lora.r = 0: the settings add no new adapter
+    common = {"loss_fn": dpo_pair_loss(0.5), "weighting": FixedWeights([0.5, 0.5]), "settings": one_step, "seed": 0,
+              "training_overrides": {"optim": "sgd", "disable_tqdm": True}}
+    cont = build_preference_trainer(str(saved), PAIRS, output_dir=tmp_path / "cont", **common)
+    assert LORA.is_attached(cont.model)
+    start = _lora_weights(cont.model)
+    assert start.keys() == trained.keys()
+    for n in start:
+        torch.testing.assert_close(start[n], trained[n], atol=0, rtol=0)
+        assert dict(cont.model.named_parameters())[n].requires_grad
+    # precomputed without a ref model: the starting policy (base + saved adapter) is the reference
+    batch = first_batch(cont)
+    assert cont.objective_loss(cont.model, batch["objectives"][0], 0)[0].item() == pytest.approx(math.log(2), abs=1e-5)
+    # reference='adapter' is the base (adapter off): the same as the base model given as the reference
+    off = build_preference_trainer(str(saved), PAIRS, output_dir=tmp_path / "off", reference="adapter", **common)
+    base = build_preference_trainer(str(saved), PAIRS, output_dir=tmp_path / "base", ref_model=tiny_lm_dir, **common)
+    loss_off = off.objective_loss(off.model, first_batch(off)["objectives"][0], 0)[0].item()
+    loss_base = base.objective_loss(base.model, first_batch(base)["objectives"][0], 0)[0].item()  # its own columns
+    assert loss_off != pytest.approx(math.log(2), abs=1e-3)
+    assert loss_off == pytest.approx(loss_base, abs=1e-5)
+    out = train_preference(str(saved), PAIRS, save_dir=tmp_path / "out", **common)
+    assert LORA.base_name(out) == tiny_lm_dir  # still names the original base, not the adapter folder
+    after = load_file(out / "adapter_model.safetensors")
+    assert any(not torch.equal(after[k], v) for k, v in load_file(saved / "adapter_model.safetensors").items())
+
+
+def test_reference_model_chosen_by_the_caller(tmp_path, tiny_lm_dir):
+    from moalign.config import ModelConfig
+    from moalign.models.load import load_causal_lm
+
+    ref = load_causal_lm(tiny_lm_dir)
+    with torch.no_grad():  # a reference that is not the starting policy
+        gen = torch.Generator().manual_seed(3)
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    ref.save_pretrained(tmp_path / "ref")
+    losses = {}
+    for name, mode, given in [("default", "precomputed", None), ("model-folder", "model", str(tmp_path / "ref")),
+                              ("model-module", "model", ref), ("precomputed-config", "precomputed",
+                                                                ModelConfig(name_or_path=str(tmp_path / "ref")))]:
+        trainer = make(tmp_path, tiny_lm_dir, FixedWeights([0.5, 0.5]), reference=mode, sub=name, ref_model=given)
+        batch = first_batch(trainer)
+        losses[name] = [trainer.objective_loss(trainer.model, b, k)[0].item() for k, b in enumerate(batch["objectives"])]
+    assert losses["default"] == pytest.approx([math.log(2)] * 2, abs=1e-6)  # the start is its own reference
+    assert losses["model-folder"][0] != pytest.approx(math.log(2), abs=1e-3)
+    assert losses["model-module"] == pytest.approx(losses["model-folder"], abs=1e-6)
+    assert losses["precomputed-config"] == pytest.approx(losses["model-folder"], abs=1e-5)
+
+
+def test_start_from_a_merged_model(tmp_path, tiny_lm_dir):
+    first = make(tmp_path, tiny_lm_dir, FixedWeights([0.5, 0.5]), lora=4, sub="first", steps=2)
+    first.train()
+    merged = first.model.merge_and_unload()
+    merged.save_pretrained(tmp_path / "merged")
+    first.processing_class.save_pretrained(tmp_path / "merged")
+    trainer = make(tmp_path, str(tmp_path / "merged"), FixedWeights([0.5, 0.5]), lora=4, sub="from-merged")
+    base = {n.replace("base_model.model.", "").replace("base_layer.", ""): p for n, p in trainer.model.named_parameters()
+            if "lora_" not in n}
+    for n, p in merged.named_parameters():
+        torch.testing.assert_close(base[n], p, atol=0, rtol=0)

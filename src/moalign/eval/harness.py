@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign.checks import validate_run_config
 from moalign.config import RunConfig, apply_overrides, from_dict, load_yaml, save_config
 from moalign.eval.family import PolicyFamily
 from moalign.eval.grid import eval_grid
@@ -217,6 +218,7 @@ def resolve_family(config: RunConfig, run: Run) -> PolicyFamily:
 def eval_command(config_path: str | None, overrides: list[str], rewards: Sequence | None = None) -> int:
     """``moalign eval``: evaluate the configured family in ``run_dir`` (resuming finished stages)."""
     config = load_eval_config(config_path, list(overrides))
+    validate_run_config(config, task_rewards=rewards is None)  # before the run directory is created or locked
     run = Run(config.run_dir)
     save_config(config, run.root / _config_name(run.root, config))
     family = resolve_family(config, run)

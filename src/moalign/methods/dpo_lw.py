@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moalign.config import RunConfig, TrainSettings
+from moalign.config import ConfigError, RunConfig, TrainSettings
 from moalign.eval.family import CheckpointFamily
+from moalign.eval.grid import PreferenceGrid, training_grid
 from moalign.methods.preference_data import (
     PairSettings,
     cached_reference,
+    check_dpo_settings,
     load_pairsets,
-    model_stage,
     pairs_stage,
-    preference_list,
+    per_preference_stages,
     reference_columns,
-    w_name,
 )
 from moalign.methods.registry import MethodSpec
 from moalign.pipeline import Run
@@ -44,6 +44,9 @@ class DPOLWConfig:
     pairs: PairSettings = field(default_factory=PairSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    def __post_init__(self) -> None:
+        check_dpo_settings(self.beta, self.reference)
+
 
 @dataclass
 class DPOConfig:
@@ -55,40 +58,49 @@ class DPOConfig:
     pairs: PairSettings = field(default_factory=PairSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    def __post_init__(self) -> None:
+        check_dpo_settings(self.beta, self.reference)
+        if self.objectives is not None and not self.objectives:
+            raise ConfigError("method.objectives=[]: name at least one objective, or leave it unset for all")
 
-def train_weighted(config: RunConfig, run: Run, preferences: np.ndarray, name: str) -> CheckpointFamily:
-    """One DPO-LW model per row of ``preferences``; returns the per-w checkpoint family."""
+
+def train_weighted(config: RunConfig, run: Run, grid: PreferenceGrid, name: str) -> CheckpointFamily:
+    """One DPO-LW model per preference of ``grid`` (stage ``train/<tag>``); returns the per-w family.
+
+    Objectives with w_k = 0 are left out of the model's data, so a one-hot w is exactly DPO on one objective.
+    """
     from moalign.train.preference_run import train_preference
 
     method, objectives = config.method, list(config.task.objectives)
     pairs_dir = pairs_stage(config, run, method.pairs)
     ref_stage = cached_reference(config, run, method.reference, method.train.max_length)
-    pairsets = None
-    checkpoints = {}
-    for w in preferences:
-        weighting = FixedWeights(w)  # validates w on the simplex
-        active = [objectives[k] for k in range(len(objectives)) if w[k] > 0]
+    pairsets: dict = {}  # read once, by the first stage that trains
 
-        def train(ckpt_dir, out_dir, w=w, active=active, weighting=weighting):
-            nonlocal pairsets
-            pairsets = pairsets or load_pairsets(pairs_dir, objectives)
-            active_weights = FixedWeights(weighting.w.numpy()[[objectives.index(o) for o in active]])
-            columns = reference_columns(run, ref_stage, objectives)
+    def train_one(w):
+        active = [k for k in range(len(objectives)) if w[k] > 0]
+
+        def train(ckpt_dir, out_dir):
+            if not pairsets:
+                pairsets.update(load_pairsets(pairs_dir, objectives))
             train_preference(
-                config.model.name_or_path, {o: pairsets[o] for o in active}, dpo_pair_loss(method.beta),
-                active_weights, method.train, ckpt_dir, out_dir, config.seed, reference=method.reference,
-                columns=columns, dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code,
+                config.model, {objectives[k]: pairsets[objectives[k]] for k in active}, save_dir=out_dir,
+                checkpoint_dir=ckpt_dir, loss_fn=dpo_pair_loss(method.beta), weighting=FixedWeights(w[active]),
+                settings=method.train, seed=config.seed, reference=method.reference,
+                columns=reference_columns(run, ref_stage, objectives),
             )
 
-        inputs = {"model": config.model, "beta": method.beta, "reference": method.reference, "train": method.train,
-                  "w": [float(x) for x in w], "seed": config.seed}
-        depends = ["pairs"] + ([ref_stage] if ref_stage else [])
-        checkpoints[tuple(float(x) for x in w)] = model_stage(run, f"train/{w_name(w)}", inputs, train, depends)
-    return CheckpointFamily(name, checkpoints)
+        return train
+
+    def inputs(w):
+        return {"model": config.model, "beta": method.beta, "reference": method.reference, "train": method.train,
+                "w": [float(x) for x in w], "seed": config.seed}
+
+    depends = ["pairs"] + ([ref_stage] if ref_stage else [])
+    return CheckpointFamily(name, per_preference_stages(run, grid, train_one, inputs, depends_on=depends))
 
 
 def train_dpo_lw(config: RunConfig, run: Run) -> CheckpointFamily:
-    return train_weighted(config, run, preference_list(config.method.preferences, config), "dpo_lw")
+    return train_weighted(config, run, training_grid(config, config.method.preferences), "dpo_lw")
 
 
 def train_dpo(config: RunConfig, run: Run) -> CheckpointFamily:
@@ -98,7 +110,7 @@ def train_dpo(config: RunConfig, run: Run) -> CheckpointFamily:
     if unknown:
         raise ValueError(f"method.objectives: {unknown} not in task.objectives={objectives}")
     one_hot = np.eye(len(objectives))[[objectives.index(o) for o in chosen]]
-    return train_weighted(config, run, one_hot, "dpo")
+    return train_weighted(config, run, PreferenceGrid.from_points(one_hot), "dpo")
 
 
 METHODS = {

@@ -21,22 +21,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moalign.config import RunConfig, TrainSettings
+from moalign.config import ConfigError, RunConfig, TrainSettings
 from moalign.eval.family import CheckpointFamily
+from moalign.eval.grid import training_grid
 from moalign.methods.preference_data import (
     PairSettings,
     cached_reference,
+    check_dpo_settings,
     load_pairsets,
-    model_stage,
     pairs_stage,
-    preference_list,
+    per_preference_stages,
     reference_columns,
-    w_name,
 )
 from moalign.methods.registry import MethodSpec
+from moalign.methods.stages import training_stage
 from moalign.pipeline import Run
-from moalign.train.losses import PairLogps
+from moalign.train.losses import PairLogps, dpo_pair_loss
 from moalign.train.reference import implicit_reward_margins
+from moalign.train.weighting import FixedWeights
 
 MARGINS = ("dpo", "scores")
 MARGIN_FILE = "margins.npy"
@@ -81,10 +83,14 @@ def modpo_loss(
 
 
 def modpo_pair_loss(w, beta: float, main: int = 0):
-    """``modpo_loss`` as the trainer's ``loss_fn(logps, k)``; margins come from the ``margins`` column."""
+    """``modpo_loss`` as the trainer's ``loss_fn(logps, k, w)``; margins come from the ``margins`` column.
+
+    MODPO's preference ``w`` covers every objective of the run, while its trainer sees only the main
+    objective's pairs; so it is fixed here, and the trainer's (one-objective) preference is ignored.
+    """
     check_main_weight(w, main)
 
-    def loss_fn(logps: PairLogps, k: int) -> torch.Tensor:
+    def loss_fn(logps: PairLogps, k: int, trainer_w=None) -> torch.Tensor:
         return modpo_loss(logps.policy_chosen, logps.policy_rejected, logps.ref_chosen, logps.ref_rejected,
                           logps.columns["margins"], w, beta, main)
 
@@ -130,6 +136,12 @@ class MODPOConfig:
     margin_train: TrainSettings = field(default_factory=TrainSettings)  # for the margin DPO models
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    def __post_init__(self) -> None:
+        check_dpo_settings(self.beta, self.reference)
+        if self.margin not in MARGINS:
+            raise ConfigError(f"method.margin={self.margin!r}: choose one of {', '.join(MARGINS)} (dpo: margin "
+                              "rewards from DPO models; scores: from the pairs' reward scores)")
+
 
 def _main_index(config: RunConfig) -> int:
     objectives = list(config.task.objectives)
@@ -141,30 +153,25 @@ def _main_index(config: RunConfig) -> int:
 
 def _margin_model_stage(config: RunConfig, run: Run, pairs_dir: Path, name: str) -> Path:
     """Stage ``margin/<name>``: a DPO model on objective ``name``'s pairs (the implicit margin reward)."""
-    from moalign.train.losses import dpo_pair_loss
     from moalign.train.preference_run import train_preference
-    from moalign.train.weighting import FixedWeights
 
     method, objectives = config.method, list(config.task.objectives)
     ref_stage = cached_reference(config, run, method.reference, method.margin_train.max_length)
 
     def train(ckpt_dir, out_dir):
-        pairs = load_pairsets(pairs_dir, [name])
-        columns = reference_columns(run, ref_stage, objectives)
-        train_preference(config.model.name_or_path, pairs, dpo_pair_loss(method.beta), FixedWeights([1.0]),
-                         method.margin_train, ckpt_dir, out_dir, config.seed, reference=method.reference,
-                         columns=columns, dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code)
+        train_preference(config.model, load_pairsets(pairs_dir, [name]), save_dir=out_dir, checkpoint_dir=ckpt_dir,
+                         loss_fn=dpo_pair_loss(method.beta), weighting=FixedWeights([1.0]),
+                         settings=method.margin_train, seed=config.seed, reference=method.reference,
+                         columns=reference_columns(run, ref_stage, objectives))
 
     inputs = {"model": config.model, "beta": method.beta, "train": method.margin_train, "objective": name,
               "reference": method.reference, "seed": config.seed}
-    return model_stage(run, f"margin/{name}", inputs, train, ["pairs"] + ([ref_stage] if ref_stage else []))
+    return training_stage(run, f"margin/{name}", inputs, train, ["pairs"] + ([ref_stage] if ref_stage else []))
 
 
 def _margins_stage(config: RunConfig, run: Run, pairs_dir: Path, main: int) -> Path:
     """Stage ``margins``: (n_main, K) margin rewards of the trained objective's pairs."""
     method, objectives = config.method, list(config.task.objectives)
-    if method.margin not in MARGINS:
-        raise ValueError(f"method.margin={method.margin!r}: choose one of {', '.join(MARGINS)}")
     models = {}
     if method.margin == "dpo":
         models = {o: str(_margin_model_stage(config, run, pairs_dir, o)) for i, o in enumerate(objectives) if i != main}
@@ -177,7 +184,7 @@ def _margins_stage(config: RunConfig, run: Run, pairs_dir: Path, main: int) -> P
             margins = np.zeros((len(pairs), len(objectives)))
             for o, folder in models.items():
                 margins[:, objectives.index(o)] = implicit_reward_margins(
-                    folder, config.model.name_or_path, pairs, method.beta, method.train.max_length, config.model.dtype
+                    folder, config.model, pairs, beta=method.beta, max_length=method.train.max_length
                 )
         np.save(out / MARGIN_FILE, margins)
 
@@ -188,35 +195,36 @@ def _margins_stage(config: RunConfig, run: Run, pairs_dir: Path, main: int) -> P
 
 
 def train_modpo(config: RunConfig, run: Run) -> CheckpointFamily:
-    """Stages: pairs -> margin/<objective> (margin='dpo') -> margins -> train/w=... (one model per w)."""
+    """Stages: pairs -> margin/<objective> (margin='dpo') -> margins -> train/<tag> (one model per w)."""
     from moalign.train.preference_run import train_preference
-    from moalign.train.weighting import FixedWeights
 
     method, objectives = config.method, list(config.task.objectives)
     main = _main_index(config)
-    preferences = preference_list(method.preferences, config)
-    for w in preferences:
+    grid = training_grid(config, method.preferences)
+    for w in grid.points:
         check_main_weight(w, main)  # fail before any training
     pairs_dir = pairs_stage(config, run, method.pairs)
     margins_dir = _margins_stage(config, run, pairs_dir, main)
     ref_stage = cached_reference(config, run, method.reference, method.train.max_length)
-    checkpoints = {}
-    for w in preferences:
-        def train(ckpt_dir, out_dir, w=w):
-            pairs = load_pairsets(pairs_dir, [objectives[main]])
-            columns = reference_columns(run, ref_stage, objectives)
-            columns = {objectives[main]: {**columns.get(objectives[main], {}), "margins": np.load(margins_dir / MARGIN_FILE)}}
-            train_preference(config.model.name_or_path, pairs, modpo_pair_loss(w, method.beta, main),
-                             FixedWeights([1.0]), method.train, ckpt_dir, out_dir, config.seed,
-                             reference=method.reference, columns=columns, dtype=config.model.dtype,
-                             trust_remote_code=config.model.trust_remote_code)
+    name = objectives[main]
 
-        inputs = {"model": config.model, "beta": method.beta, "reference": method.reference, "train": method.train,
-                  "w": [float(x) for x in w], "main": main, "seed": config.seed}
-        depends = ["pairs", "margins"] + ([ref_stage] if ref_stage else [])
-        stage = model_stage(run, f"train/{w_name(w)}", inputs, train, depends_on=depends)
-        checkpoints[tuple(float(x) for x in w)] = stage
-    return CheckpointFamily("modpo", checkpoints)
+    def train_one(w):
+        def train(ckpt_dir, out_dir):
+            columns = reference_columns(run, ref_stage, objectives)
+            columns = {name: {**columns.get(name, {}), "margins": np.load(margins_dir / MARGIN_FILE)}}
+            train_preference(config.model, load_pairsets(pairs_dir, [name]), save_dir=out_dir,
+                             checkpoint_dir=ckpt_dir, loss_fn=modpo_pair_loss(w, method.beta, main),
+                             weighting=FixedWeights([1.0]), settings=method.train, seed=config.seed,
+                             reference=method.reference, columns=columns)
+
+        return train
+
+    def inputs(w):
+        return {"model": config.model, "beta": method.beta, "reference": method.reference, "train": method.train,
+                "w": [float(x) for x in w], "main": main, "seed": config.seed}
+
+    depends = ["pairs", "margins"] + ([ref_stage] if ref_stage else [])
+    return CheckpointFamily("modpo", per_preference_stages(run, grid, train_one, inputs, depends_on=depends))
 
 
 METHOD = MethodSpec("modpo", MODPOConfig, train_modpo, "multi-objective DPO with margin rewards (one model per w)")

@@ -1,4 +1,5 @@
-"""Stages shared by the DPO-family methods (DPO, DPO-LW, MODPO, the MGDA family): pairs and per-model training.
+"""Stages shared by the DPO-family methods (DPO, DPO-LW, MODPO, the MGDA family): pairs, the reference cache,
+one model per preference.
 
 ``pairs_stage`` writes the run's per-objective preference pairs once: the task's own pairs when it has them
 (PKU-SafeRLHF, UltraFeedback, HelpSteer sources), else pairs built from scored responses (per objective the
@@ -6,8 +7,10 @@ higher score is chosen, ties dropped; :func:`moalign.data.pairs.pairs_from_score
 with the run's rewards when the task ships none. Conflicting comparisons (objectives disagree) are counted
 into ``pairs_info.json``.
 
-``model_stage`` trains one model inside an atomic stage; the Trainer's checkpoints live outside the stage
-folder (``<run>/_checkpoints/<stage>-<hash>``) so that a killed run resumes mid-training.
+``per_preference_stages`` runs one :func:`moalign.methods.stages.training_stage` per point of the run's
+training grid (stage ``<prefix>/<tag>``, the grid's tags); the Trainer's checkpoints live outside the stage
+folder so that a killed run resumes mid-training. ``check_dpo_settings`` is the config-time check every
+DPO-family method config runs in ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from moalign.config import RunConfig
-from moalign.data.schema import PairSet
+from moalign.config import ConfigError, RunConfig
+from moalign.data.io import load_pairs, save_pairs
+from moalign.data.pairs import MODES as PAIR_MODES
+from moalign.data.pairs import conflict_stats, pairs_from_scored, subset_pairs
+from moalign.data.schema import PairSet, ScoredSet
+from moalign.data.task import load_task
+from moalign.eval.grid import PreferenceGrid
 from moalign.io_utils import atomic_write_json
+from moalign.methods.stages import training_stage
 from moalign.pipeline import Run
+from moalign.rewards.lazy import LazyRewards
+from moalign.train.reference import REFERENCE_MODES, pairset_reference_logps
 
 PAIRS_FILE = "pairs.jsonl"
 REFERENCE_FILE = "reference.npz"
@@ -38,14 +49,29 @@ class PairSettings:
     min_margin: float = 0.0  # from scores: keep a pair only when the score gap exceeds this
     max_pairs_per_objective: int | None = None  # a seeded random subset when set
 
+    def __post_init__(self) -> None:
+        if self.pairs_from not in PAIRS_FROM:
+            raise ConfigError(f"method.pairs.pairs_from={self.pairs_from!r}: choose one of {', '.join(PAIRS_FROM)}")
+        if self.pair_mode not in PAIR_MODES:
+            raise ConfigError(f"method.pairs.pair_mode={self.pair_mode!r}: choose one of {', '.join(PAIR_MODES)}")
+        if not np.isfinite(self.min_margin) or self.min_margin < 0:
+            raise ConfigError(f"method.pairs.min_margin={self.min_margin!r}: must be a finite number >= 0 (0 keeps "
+                              "every pair with distinct scores)")
+        if self.max_pairs_per_objective is not None and self.max_pairs_per_objective < 1:
+            raise ConfigError(f"method.pairs.max_pairs_per_objective={self.max_pairs_per_objective}: must be >= 1, "
+                              "or null for every pair")
+
+
+def check_dpo_settings(beta: float, reference: str) -> None:
+    """ConfigError for a DPO temperature that is not > 0 or an unknown reference mode (``method.*``)."""
+    if not np.isfinite(beta) or beta <= 0:
+        raise ConfigError(f"method.beta={beta!r}: the DPO temperature must be a number > 0, e.g. method.beta=0.1")
+    if reference not in REFERENCE_MODES:
+        raise ConfigError(f"method.reference={reference!r}: choose one of {', '.join(REFERENCE_MODES)}")
+
 
 def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet:
-    from moalign.data.pairs import pairs_from_scored
-    from moalign.data.schema import ScoredSet
-    from moalign.data.task import load_task
 
-    if settings.pairs_from not in PAIRS_FROM:
-        raise ValueError(f"method.pairs.pairs_from={settings.pairs_from!r}: choose one of {', '.join(PAIRS_FROM)}")
     objectives = list(config.task.objectives)
     data = load_task(config.task, seed=config.seed)
     if data.pairs is not None and settings.pairs_from in ("auto", "dataset"):
@@ -61,14 +87,10 @@ def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet:
 
 def _reward_scores(config: RunConfig, scored) -> np.ndarray:
     """(n, k) raw scores of the task's responses under the run's rewards (one spec per objective)."""
-    from moalign.rewards.lazy import LazyRewards
-
     return LazyRewards.for_task(config.task).score(scored.prompts, scored.responses)
 
 
 def _cap(pairs: PairSet, objectives: Sequence[str], cap: int | None, seed: int) -> PairSet:
-    from moalign.data.pairs import subset_pairs
-
     if cap is None:
         return pairs
     rng = np.random.default_rng(seed)
@@ -81,9 +103,6 @@ def _cap(pairs: PairSet, objectives: Sequence[str], cap: int | None, seed: int) 
 
 def pairs_stage(config: RunConfig, run: Run, settings: PairSettings) -> Path:
     """Stage ``pairs``: ``pairs.jsonl`` (every objective) and ``pairs_info.json`` (counts, conflicts)."""
-    from moalign.data.io import save_pairs
-    from moalign.data.pairs import conflict_stats
-
     objectives = list(config.task.objectives)
 
     def compute(out: Path) -> None:
@@ -102,8 +121,6 @@ def pairs_stage(config: RunConfig, run: Run, settings: PairSettings) -> Path:
 def load_pairsets(stage_dir: Path, objectives: Sequence[str]) -> dict[str, PairSet]:
     """The pairs the ``pairs`` stage wrote, one PairSet per objective in ``objectives`` (any subset of the
     run's objectives; score columns stay in the run's order, as written)."""
-    from moalign.data.io import load_pairs
-
     pairs = load_pairs(Path(stage_dir) / PAIRS_FILE)
     missing = [name for name in objectives if name not in set(pairs.objective)]
     if missing:
@@ -114,15 +131,12 @@ def load_pairsets(stage_dir: Path, objectives: Sequence[str]) -> dict[str, PairS
 def reference_stage(config: RunConfig, run: Run, max_length: int) -> str:
     """Stage ``reference/len=<max_length>``: the base model's log-probs of every pair, computed once per run
     and shared by every model trained on these pairs; returns the stage name."""
-    from moalign.train.reference import pairset_reference_logps
-
     objectives = list(config.task.objectives)
     name = f"reference/len={max_length}"
 
     def compute(out: Path) -> None:
         pairsets = load_pairsets(run.stage_dir("pairs"), objectives)
-        arrays = pairset_reference_logps(config.model.name_or_path, pairsets, max_length, config.model.dtype,
-                                         config.model.trust_remote_code)
+        arrays = pairset_reference_logps(config.model, pairsets, max_length)
         np.savez(out / REFERENCE_FILE, **{f"k{i}": arrays[o] for i, o in enumerate(objectives)})
 
     run.stage(name, {"model": config.model, "max_length": max_length}, compute, depends_on=["pairs"])
@@ -143,24 +157,20 @@ def cached_reference(config: RunConfig, run: Run, reference: str, max_length: in
     return reference_stage(config, run, max_length) if reference == "precomputed" else None
 
 
-def model_stage(run: Run, name: str, inputs, train: Callable[[Path, Path], None], depends_on=("pairs",)) -> Path:
-    """Run ``train(checkpoint_dir, save_dir)`` as stage ``name``; returns the saved folder (see
-    :func:`moalign.methods.stages.training_stage`)."""
-    from moalign.methods.stages import training_stage
-
-    return training_stage(run, name, inputs, train, depends_on)
-
-
-def preference_list(spec: str | None, config: RunConfig) -> np.ndarray:
-    """The preferences to train, (m, k): ``spec`` (a grid spec) or, when None, the evaluation grid; refused
-    before any stage when it misses a point of the evaluation grid."""
-    from moalign.eval.grid import training_grid
-
-    return training_grid(config, spec).points
-
-
-def w_name(w: Sequence[float]) -> str:
-    """Stage-name form of a preference: ``[0.2, 0.8]`` -> ``"w=0.20,0.80"`` (:func:`moalign.pareto.preference_tag`)."""
-    from moalign.pareto import preference_tag
-
-    return preference_tag(w)
+def per_preference_stages(
+    run: Run,
+    grid: PreferenceGrid,
+    train_one: Callable[[np.ndarray], Callable[[Path, Path], None]],
+    inputs: Callable[[np.ndarray], dict],
+    *,
+    depends_on: Sequence[str],
+    prefix: str = "train",
+) -> dict[tuple[float, ...], Path]:
+    """One training stage ``<prefix>/<tag>`` per preference w of ``grid`` (methods that train one model per
+    preference); ``train_one(w)`` is that stage's ``train(checkpoint_dir, save_dir)``, ``inputs(w)`` its
+    hashed inputs. Returns ``{w: saved folder}``, the keys of a :class:`~moalign.eval.family.CheckpointFamily`."""
+    folders = {}
+    for w, tag in zip(grid.points, grid.tags, strict=True):
+        folder = training_stage(run, f"{prefix}/{tag}", inputs(w), train_one(w), depends_on)
+        folders[tuple(float(x) for x in w)] = folder
+    return folders

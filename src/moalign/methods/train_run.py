@@ -1,32 +1,42 @@
-"""``moalign train METHOD CONFIG``: resolve the config, run the method's stages, save and evaluate its family."""
+"""``moalign train METHOD CONFIG``: resolve the config, run the method's stages, save and evaluate its family.
+
+The whole config is checked (:func:`moalign.checks.validate_run_config`) before the run directory is created
+or locked, so a bad value fails in a second and leaves nothing behind, not after hours of earlier stages.
+"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from moalign.config import RunConfig, load_run_config, save_config
-from moalign.methods.registry import get_method
+from moalign.checks import validate_run_config
+from moalign.config import ConfigError, RunConfig
+from moalign.methods.registry import default_config_path, get_method, method_config
 from moalign.pipeline import Run
 
 FAMILY_FILE = "family.json"
 
-
-def default_config_path(method: str) -> Path | None:
-    """configs/embedded/<method>.yaml from the source tree, when it exists (the embedded default)."""
-    path = Path(__file__).resolve().parents[3] / "configs" / "embedded" / f"{method}.yaml"
-    return path if path.is_file() else None
+__all__ = ["FAMILY_FILE", "default_config_path", "train_command", "train_method"]
 
 
 def train_method(method: str, config: RunConfig, evaluate: bool = True) -> dict:
     """Train ``method`` in ``config.run_dir`` (resuming finished stages), then evaluate its family.
 
-    Returns a summary with the run directory, wall time and (when evaluated) the metrics.
+    Returns a summary with the run directory, wall time and (when evaluated) the metrics. The run directory is
+    locked for the duration (:class:`moalign.pipeline.Run`): a second process on it is refused.
     """
+    spec = get_method(method)
+    if not isinstance(config.method, spec.config_cls):
+        raise ConfigError(f"method: {method} takes a {spec.config_cls.__name__} section, got "
+                          f"{type(config.method).__name__}; load the config with method_config({method!r}, ...)")
+    validate_run_config(config)
+    with Run(config.run_dir) as run:
+        return _train_in(run, method, spec, config, evaluate)
+
+
+def _train_in(run: Run, method: str, spec, config: RunConfig, evaluate: bool) -> dict:
+    from moalign.config import save_config
     from moalign.eval.family import save_family
 
-    spec = get_method(method)
-    run = Run(config.run_dir)
     save_config(config, run.root / "config.yaml")
     start = time.perf_counter()
     family = spec.train(config, run)
@@ -42,9 +52,7 @@ def train_method(method: str, config: RunConfig, evaluate: bool = True) -> dict:
 
 
 def train_command(method: str, config_path: str | None, overrides: list[str], evaluate: bool = True) -> int:
-    spec = get_method(method)
-    path = config_path or default_config_path(method)
-    config = load_run_config(path, overrides, method_cls=spec.config_cls)
+    config = method_config(method, config_path, overrides)
     summary = train_method(method, config, evaluate=evaluate)
     print(f"{method}: trained in {summary['train_seconds']:.0f} s -> {summary['run_dir']}")
     if "metrics" in summary:

@@ -6,12 +6,14 @@ MGDA-style methods need each objective's loss on its own data in every step. Ite
 are cycled, and the Trainer's own sampler shuffles ``i``, so every pair is seen and the combinations vary.
 
 Per-pair float columns (precomputed reference log-probs, MODPO margins) travel with the tokens, so the
-reference can be computed once and cached with the dataset.
+reference can be computed once and cached with the dataset. :func:`build_preference_dataset` is the one way
+from the run's pair sets to this dataset (the trainer, the reference cache and MODPO's margins all use it, so
+they tokenise identically).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -137,3 +139,22 @@ class PreferenceCollator:
     def __call__(self, items: Sequence[dict]) -> dict:
         num_objectives = len(items[0]["pairs"])
         return {"objectives": [collate_objective([it["pairs"][k] for it in items], self.pad_id) for k in range(num_objectives)]}
+
+
+def build_preference_dataset(
+    tokenizer, pairsets: Mapping[str, PairSet], max_length: int, seed: int, separator: str = " "
+) -> PreferenceDataset:
+    """Tokenised pairs, one list per objective.
+
+    A response follows its prompt after ``separator`` (HH prompts end with "Assistant:"), as in SFT, unless
+    the prompt already ends with whitespace (chat templates end with a newline) or the response starts with it.
+    """
+    prepared = {}
+    for name, pairs in pairsets.items():
+        def join(responses, pairs=pairs):
+            return [r if (not separator or r[:1].isspace() or p[-1:].isspace()) else separator + r
+                    for p, r in zip(pairs.prompts, responses, strict=True)]
+
+        prepared[name] = PairSet(list(pairs.prompts), join(pairs.chosen), join(pairs.rejected),
+                                 list(pairs.objective), ids=list(pairs.ids))
+    return PreferenceDataset.from_pairsets(tokenizer, prepared, max_length, seed)

@@ -2,11 +2,15 @@
 
 A preference pair becomes two rows, ``prompt + chosen`` and ``prompt + rejected``; the prompt tokens and the
 padding carry the label -100, so that only response tokens count. The log-probability of a response is the
-**sum** over its tokens (spec section 11: implicit rewards are summed, never averaged). Chosen and rejected
-rows go through the model in one concatenated forward, so a step costs one forward per objective.
+**sum** over its tokens (spec section 11: implicit rewards are summed, never averaged); the number of
+response tokens travels with it, so a length-normalised loss (mean NLL per token) can be written from the
+same record. Chosen and rejected rows go through the model in one concatenated forward, so a step costs one
+forward per objective.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +44,28 @@ def sequence_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return token_logps(outputs.logits, labels).sum(dim=-1)
 
 
-def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chosen, rejected) summed log-probs of a collated pair batch, in one concatenated forward.
+def response_token_counts(labels: torch.Tensor) -> torch.Tensor:
+    """Number of scored (response) tokens of each row, shape (B,): the labels that are not -100 after the
+    causal shift, i.e. exactly the tokens :func:`sequence_logps` sums over."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum(dim=-1)
+
+
+class ResponseLogps(NamedTuple):
+    """Summed log-probs of the B chosen and the B rejected responses of a pair batch, and their token counts."""
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    chosen_tokens: torch.Tensor
+    rejected_tokens: torch.Tensor
+
+
+def pair_logps(model, batch: dict) -> ResponseLogps:
+    """Summed log-probs (and token counts) of a collated pair batch, in one concatenated forward.
 
     ``batch`` holds ``input_ids``, ``attention_mask`` and ``labels`` of 2B rows: the B chosen rows first, then
     the B rejected rows in the same order (see :mod:`moalign.train.collate`).
     """
     logps = sequence_logps(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    counts = response_token_counts(batch["labels"])
     half = logps.shape[0] // 2
-    return logps[:half], logps[half:]
+    return ResponseLogps(logps[:half], logps[half:], counts[:half], counts[half:])

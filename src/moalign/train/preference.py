@@ -4,10 +4,15 @@ A thin ``transformers.Trainer`` subclass: the optimiser, schedule, gradient accu
 precision, accelerate launch, checkpoint/resume and ``report_to`` logging are the library's. What is added:
 
 * each step's batch carries one sub-batch of pairs **per objective** (:mod:`moalign.train.collate`);
-* a pure per-pair loss ``loss_fn(logps: PairLogps, k) -> (B,)`` supplied by the method, on summed response
-  log-probs from one concatenated forward (:mod:`moalign.train.logps`) and a reference
-  (:mod:`moalign.train.reference`);
-* an :class:`~moalign.train.weighting.ObjectiveWeighting` that turns the K losses into coefficients.
+* a pure per-pair loss ``loss_fn(logps: PairLogps, k, w) -> (B,)`` supplied by the method, on summed
+  response log-probs (and token counts) from one concatenated forward (:mod:`moalign.train.logps`) and a
+  reference (:mod:`moalign.train.reference`; the adapter-off reference goes through
+  :class:`~moalign.models.adapters.Adapter`);
+* an optional :class:`~moalign.train.schedule.PreferenceSchedule`: before each micro-batch the step's w is
+  drawn (the same on every rank), handed to the weighting, to ``model_hook(model, w)`` (e.g. Panacea writes
+  w into its SVD-LoRA layers) and to the loss; the schedule is recorded with each checkpoint;
+* an :class:`~moalign.train.weighting.ObjectiveWeighting` that turns the K losses into coefficients;
+* checkpoints stamped complete (:mod:`moalign.train.checkpoints`), so a resume never starts from a torn one.
 
 Two step paths (``training_step`` is overridden because TRL's DPOTrainer has no notion of K sub-batches,
 drops extra columns and backpropagates one scalar; see docs/methods/mgda.md):
@@ -35,11 +40,14 @@ from collections.abc import Callable
 import torch
 from transformers import Trainer
 
+from moalign.models.adapters import LORA, Adapter
+from moalign.train.checkpoints import CompleteCheckpointMarker
 from moalign.train.collate import PreferenceCollator
 from moalign.train.logps import pair_logps
 from moalign.train.losses import PairLogps
 from moalign.train.reference import check_reference_mode, reference_pair_logps
-from moalign.train.weighting import FixedWeights, ObjectiveWeighting
+from moalign.train.schedule import PreferenceSchedule
+from moalign.train.weighting import FixedWeights, ObjectiveWeighting, PreferenceWeights
 
 STATE_FILE = "moalign_preference_state.json"
 TOKEN_KEYS = ("input_ids", "attention_mask", "labels")
@@ -52,23 +60,34 @@ class MultiObjectivePreferenceTrainer(Trainer):
     def __init__(
         self,
         *args,
-        loss_fn: Callable[[PairLogps, int], torch.Tensor],
+        loss_fn: Callable[[PairLogps, int, torch.Tensor | None], torch.Tensor],
         weighting: ObjectiveWeighting | None = None,
         reference: str = "precomputed",
         ref_model=None,
         per_objective_gradients: bool | None = None,
         grad_layers: int = 0,
+        schedule: PreferenceSchedule | None = None,
+        model_hook: Callable[[torch.nn.Module, torch.Tensor], None] | None = None,
+        adapter: Adapter = LORA,
         **kwargs,
     ):
         tokenizer = kwargs.get("processing_class")
         if kwargs.get("data_collator") is None and tokenizer is not None:
             pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             kwargs["data_collator"] = PreferenceCollator(pad_id)
+        kwargs["callbacks"] = [CompleteCheckpointMarker(), *(kwargs.get("callbacks") or [])]
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
         self.objective_names = list(getattr(self.train_dataset, "objectives", []))
         num = len(self.objective_names) or 1
-        self.weighting = weighting or FixedWeights([1.0 / num] * num)
+        self.schedule = None if schedule is None else schedule.with_seed(self.args.seed)
+        if self.schedule is not None:
+            self.schedule.check_objectives(num)
+        self.model_hook, self.adapter = model_hook, adapter
+        self._w: torch.Tensor | None = None  # this micro-batch's preference (None without a schedule)
+        self._w_step, self._micro = None, 0
+        default = PreferenceWeights() if self.schedule is not None else FixedWeights([1.0 / num] * num)
+        self.weighting = weighting or default
         self.reference = check_reference_mode(reference)
         self.ref_model = self._prepare_ref_model(ref_model)
         self.gradient_path = self.weighting.needs_gradients if per_objective_gradients is None else per_objective_gradients
@@ -119,15 +138,19 @@ class MultiObjectivePreferenceTrainer(Trainer):
     # ------------------------------------------------------------------ losses
     def objective_loss(self, model, batch: dict, k: int) -> tuple[torch.Tensor, dict]:
         """Mean pair loss of objective k's sub-batch, and detached metrics (accuracy, log-ratio gap)."""
-        chosen, rejected = pair_logps(model, batch)
+        out = pair_logps(model, batch)
         policy = self.accelerator.unwrap_model(model)
-        ref_c, ref_r = reference_pair_logps(batch, policy, self.ref_model, self.reference)
+        ref_c, ref_r = reference_pair_logps(batch, policy, self.ref_model, self.reference, self.adapter)
         columns = {n: v for n, v in batch.items() if n not in TOKEN_KEYS}
-        logps = PairLogps(chosen, rejected, ref_c.to(chosen.dtype), ref_r.to(chosen.dtype), columns)
-        per_pair = self.loss_fn(logps, k)
+        dtype = out.chosen.dtype
+        logps = PairLogps(out.chosen, out.rejected, ref_c.to(dtype), ref_r.to(dtype), columns,
+                          out.chosen_tokens, out.rejected_tokens)
+        per_pair = self.loss_fn(logps, k, self._w)
+        weights = self.weighting.pair_weights(k)
+        loss = per_pair.mean() if weights is None else (per_pair * weights.to(per_pair)).mean()
         gap = logps.logit_gap().detach()
         metrics = {"accuracy": (gap > 0).double().mean().item(), "logratio_gap": gap.double().mean().item()}
-        return per_pair.mean(), metrics
+        return loss, metrics
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """sum_k c_k L_k with the last coefficients (uniform before the first step); used for evaluation."""
@@ -155,12 +178,35 @@ class MultiObjectivePreferenceTrainer(Trainer):
         batches = self._prepare_inputs(inputs)["objectives"]
         if len(batches) != len(self.objective_names):
             raise ValueError(f"batch has {len(batches)} objective sub-batches, dataset names {self.objective_names}")
+        self._set_preference(model, batches)
         with self.compute_loss_context_manager():
             if not self.gradient_path:
                 return self._linear_step(model, batches).detach()
             if self.grad_layers > 0:
                 return self._partial_gradient_step(model, batches).detach()
             return self._gradient_step(model, batches).detach()
+
+    def _set_preference(self, model, batches) -> None:
+        """Draw this micro-batch's w, hand it to the weighting, and run the model hook (before any forward)."""
+        if self.schedule is None:
+            return
+        step = self.state.global_step  # steps done so far = the 0-based index of this step
+        self._micro = self._micro + 1 if step == self._w_step else 0
+        self._w_step = step
+        self._w = self._draw(step, self._micro, rows=batches[0]["input_ids"].shape[0] // 2)
+        self.weighting.set_preference(self._w)
+        if self.model_hook is not None:
+            self.model_hook(self.accelerator.unwrap_model(model), self._w)
+
+    def _draw(self, step: int, micro: int, rows: int) -> torch.Tensor:
+        """The schedule's w: (K,), or this process's rows of the step's global batch (per-sample)."""
+        k = len(self.objective_names)
+        if not self.schedule.per_sample:
+            return torch.from_numpy(self.schedule.draw(step, k))
+        stride = self.args.per_device_train_batch_size
+        start = self.accelerator.process_index * stride
+        w = self.schedule.draw(step, k, rows=stride * self.accelerator.num_processes, micro=micro)
+        return torch.from_numpy(w[start : start + rows])
 
     def _scale(self) -> float:
         return 1.0 / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
@@ -272,9 +318,12 @@ class MultiObjectivePreferenceTrainer(Trainer):
             return
         weights = self.weighting.weights if self.weighting.weights is not None else coef
         row = {"step": self.state.global_step + 1}
+        w = None if self._w is None else (self._w.mean(dim=0) if self._w.ndim == 2 else self._w)
         for k, name in enumerate(self.objective_names):
             row[f"loss/{name}"] = float(losses[k])
             row[f"weight/{name}"] = float(weights[k])
+            if w is not None:
+                row[f"w/{name}"] = float(w[k])
             if len(coef) and float(coef[k]) != float(weights[k]):
                 row[f"coef/{name}"] = float(coef[k])
             for key, value in metrics.get(k, {}).items():
@@ -297,18 +346,27 @@ class MultiObjectivePreferenceTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
         if self.args.should_save:
-            state = {"weighting": self.weighting.state_dict(), "history": self.history}
+            schedule = None if self.schedule is None else self.schedule.state_dict()
+            state = {"weighting": self.weighting.state_dict(), "history": self.history, "schedule": schedule}
             with open(os.path.join(folder, STATE_FILE), "w", encoding="utf-8") as handle:
                 json.dump(state, handle)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                state = json.load(handle)
-            self.weighting.load_state_dict(state["weighting"])
-            self.history = list(state["history"])
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """Also restore moalign's state; hooked here because every backend (DeepSpeed included, which skips
+        ``_load_from_checkpoint``) calls this on resume."""
+        super()._load_optimizer_and_scheduler(checkpoint)
+        path = None if checkpoint is None else os.path.join(checkpoint, STATE_FILE)
+        if path is None or not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        saved = state.get("schedule")
+        if self.schedule is not None:
+            self.schedule.check_state(saved, where=checkpoint)
+        elif saved is not None:
+            raise ValueError(f"{checkpoint} was trained with preference schedule {saved}; pass the same schedule")
+        self.weighting.load_state_dict(state["weighting"])
+        self.history = list(state["history"])
 
 
 def _add_flat(row: torch.Tensor, grads, params, scale: float) -> torch.Tensor:

@@ -1,160 +1,162 @@
 """Build, train and save one preference model: what every DPO-family method calls once per model.
 
-``build_preference_trainer`` loads the base (full or LoRA, from a name, a folder or ``"embedded"``), tokenises
-the per-objective pairs, attaches extra per-pair columns (MODPO margins), prepares the reference (precomputed
-once by default, the fastest) and returns a ready :class:`MultiObjectivePreferenceTrainer`.
-``train_preference`` trains it, resuming from the newest checkpoint in ``output_dir`` when there is one, and
-saves the model (or adapter) and the tokenizer plus ``history.jsonl`` (per-step losses and weights).
+``build_preference_trainer`` loads the starting policy (a base model, a merged/full checkpoint folder or a
+saved adapter, whose training then continues; a new adapter when the settings ask for one), tokenises the
+per-objective pairs, attaches extra per-pair columns (MODPO margins), prepares the reference (precomputed
+once by default, the fastest; or a chosen reference model) and returns a ready
+:class:`MultiObjectivePreferenceTrainer`. ``train_preference`` trains it, resuming from the newest complete
+checkpoint in ``checkpoint_dir``, and saves the model (or adapter) and the tokenizer plus ``history.jsonl``
+(per-step losses, weights and preferences).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback, TrainingArguments, set_seed
 
-from moalign.config import TrainSettings
+from moalign.config import ModelConfig, TrainSettings
 from moalign.data.schema import PairSet
+from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
 from moalign.train.args import training_kwargs
-from moalign.train.collate import PreferenceDataset
-from moalign.train.reference import check_reference_mode, precompute_reference
+from moalign.train.checkpoints import last_complete_checkpoint
+from moalign.train.collate import PreferenceDataset, build_preference_dataset
+from moalign.train.preference import MultiObjectivePreferenceTrainer
+from moalign.train.reference import check_reference_mode, pad_id_of, precompute_reference
+from moalign.train.schedule import PreferenceSchedule
 from moalign.train.weighting import ObjectiveWeighting
 
 HISTORY_FILE = "history.jsonl"
 
 
-def build_preference_dataset(tokenizer, pairsets: Mapping[str, PairSet], max_length: int, seed: int, separator=" "):
-    """Tokenised pairs, one list per objective.
-
-    A response follows its prompt after ``separator`` (HH prompts end with "Assistant:"), as in SFT, unless
-    the prompt already ends with whitespace (chat templates end with a newline) or the response starts with it.
-    """
-    prepared = {}
-    for name, pairs in pairsets.items():
-        def join(responses, pairs=pairs):
-            return [r if (not separator or r[:1].isspace() or p[-1:].isspace()) else separator + r
-                    for p, r in zip(pairs.prompts, responses, strict=True)]
-
-        prepared[name] = PairSet(list(pairs.prompts), join(pairs.chosen), join(pairs.rejected),
-                                 list(pairs.objective), ids=list(pairs.ids))
-    return PreferenceDataset.from_pairsets(tokenizer, prepared, max_length, seed)
+def _reference_model(ref_model, start: ModelConfig, adapter: Adapter):
+    """The frozen reference: a loaded module as given, a ModelConfig / name / folder loaded, or (None) a
+    copy of the starting policy."""
+    if isinstance(ref_model, torch.nn.Module):
+        return ref_model
+    return load_model(start if ref_model is None else as_model_config(ref_model), adapter)[0]
 
 
-def build_preference_trainer(
-    model_path: str,
-    pairsets: Mapping[str, PairSet],
-    loss_fn: Callable,
-    weighting: ObjectiveWeighting,
-    settings: TrainSettings,
-    output_dir: str | Path,
-    seed: int,
-    *,
-    reference: str = "precomputed",
-    columns: Mapping[str, Mapping[str, np.ndarray]] | None = None,
-    dtype: str = "float32",
-    per_objective_gradients: bool | None = None,
-    grad_layers: int = 0,
-    trust_remote_code: bool = False,
-    training_overrides: Mapping | None = None,
-):
-    """A ready-to-train trainer; ``columns[objective][name]`` are per-pair float columns for the loss.
-
-    With ``reference="precomputed"`` the ``ref_chosen``/``ref_rejected`` columns are used when ``columns``
-    carries them (a run caches them once for every model it trains), else computed here.
-
-    ``training_overrides`` are extra ``TrainingArguments`` (e.g. ``optim``, ``save_total_limit``).
-    """
-    from transformers import TrainingArguments, set_seed
-
-    from moalign.models.adapters import lora_config
-    from moalign.models.load import load_causal_lm, load_tokenizer
-    from moalign.train.preference import MultiObjectivePreferenceTrainer
-
-    check_reference_mode(reference)
-    set_seed(seed)
-    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    model = load_causal_lm(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
-    peft = lora_config(settings.lora)
-    if peft is not None:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, peft)
-    elif reference == "adapter":
-        raise ValueError("reference='adapter' needs LoRA (train.lora.r > 0); use 'precomputed' or 'model'")
-    dataset = build_preference_dataset(tokenizer, pairsets, settings.max_length, seed)
+def _attach_columns(dataset: PreferenceDataset, columns: Mapping[str, Mapping[str, np.ndarray]] | None) -> None:
     for k, name in enumerate(dataset.objectives):
         for column, values in (columns or {}).get(name, {}).items():
             dataset.set_column(k, column, values)
-    ref_model = None
+
+
+def _prepare_reference(dataset, policy, tokenizer, *, reference: str, ref_model, start: ModelConfig, adapter):
+    """The ref model the trainer runs (reference='model'), after filling the precomputed columns if needed.
+
+    Precomputed without cached columns: from ``ref_model`` when given, else from the starting policy itself
+    (a new adapter starts as the identity, so that is the base; a continued adapter is its own reference).
+    """
+    if reference == "adapter" and not adapter.is_attached(policy):
+        raise ValueError("reference='adapter' needs an adapter on the policy (LoRA: train.lora.r > 0, or start "
+                         "from a saved adapter); with full fine-tuning use 'precomputed' or 'model'")
     if reference == "model":
-        ref_model = load_causal_lm(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
-    elif reference == "precomputed" and not dataset.has_column("ref_chosen"):
-        # not cached by the caller: the starting policy is the reference (a new LoRA starts as the identity)
-        source = "adapter" if peft is not None else "model"
+        return _reference_model(ref_model, start, adapter)
+    if reference == "precomputed" and not dataset.has_column("ref_chosen"):
+        ref = policy if ref_model is None else _reference_model(ref_model, start, adapter)
         if torch.cuda.is_available():
-            model.to("cuda")
-        precompute_reference(dataset, _pad_id(tokenizer), policy=model, ref_model=model, source=source)
+            policy.to("cuda")
+            ref.to("cuda")
+        precompute_reference(dataset, pad_id_of(tokenizer), ref_model=ref, source="model", adapter=adapter)
+    return None
+
+
+def build_preference_trainer(
+    model: ModelConfig | str,
+    pairsets: Mapping[str, PairSet],
+    *,
+    loss_fn: Callable,
+    settings: TrainSettings,
+    output_dir: str | Path,
+    seed: int,
+    weighting: ObjectiveWeighting | None = None,
+    schedule: PreferenceSchedule | None = None,
+    model_hook: Callable | None = None,
+    reference: str = "precomputed",
+    ref_model=None,
+    columns: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    adapter: Adapter = LORA,
+    per_objective_gradients: bool | None = None,
+    grad_layers: int = 0,
+    training_overrides: Mapping | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> MultiObjectivePreferenceTrainer:
+    """A ready-to-train trainer; ``columns[objective][name]`` are per-pair float columns for the loss.
+
+    ``model``: the starting policy (a :class:`ModelConfig`, or a bare name / folder): a base model, a merged
+    checkpoint, or a saved adapter folder (training continues that adapter; ``settings`` then add none). With
+    ``reference="precomputed"`` the ``ref_chosen``/``ref_rejected`` columns are used when ``columns`` carries
+    them (a run caches them once for every model it trains), else computed here. ``ref_model`` (a loaded
+    module, a ModelConfig, a name or a folder; default: a copy of the starting policy) is the reference of
+    ``"model"`` and, when given, of ``"precomputed"``; ``"adapter"`` runs the policy with its adapter off
+    (the base). ``schedule``/``model_hook``: see :class:`MultiObjectivePreferenceTrainer`.
+    ``training_overrides`` are extra ``TrainingArguments`` (e.g. ``optim``, ``save_total_limit``).
+    """
+    start = as_model_config(model)
+    check_reference_mode(reference)
+    set_seed(seed)  # a new adapter's weights are drawn from the seed
+    policy, base_name = load_model(start, adapter, trainable=True)
+    tokenizer = load_model_tokenizer(start, adapter)
+    if not adapter.is_saved(start.name_or_path):
+        policy = adapter.build(policy, settings)
+    dataset = build_preference_dataset(tokenizer, pairsets, settings.max_length, seed)
+    _attach_columns(dataset, columns)
+    ref = _prepare_reference(dataset, policy, tokenizer, reference=reference, ref_model=ref_model, start=start,
+                             adapter=adapter)
     args = TrainingArguments(**{**training_kwargs(settings, output_dir, seed), **(training_overrides or {})})
     trainer = MultiObjectivePreferenceTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        loss_fn=loss_fn,
-        weighting=weighting,
-        reference=reference,
-        ref_model=ref_model,
-        per_objective_gradients=per_objective_gradients,
-        grad_layers=grad_layers,
+        model=policy, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks),
+        loss_fn=loss_fn, weighting=weighting, schedule=schedule, model_hook=model_hook, reference=reference,
+        ref_model=ref, adapter=adapter, per_objective_gradients=per_objective_gradients, grad_layers=grad_layers,
     )
-    trainer.moalign_base_name = model_path  # saved adapters name the base as the caller gave it
+    trainer.moalign_base_name = base_name  # saved adapters name the base as the caller gave it
     return trainer
 
 
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` folder under ``output_dir`` (the Trainer's own layout), or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    path = Path(output_dir)
-    return get_last_checkpoint(str(path)) if path.is_dir() else None
-
-
-def train_preference(
-    model_path: str,
-    pairsets: Mapping[str, PairSet],
-    loss_fn: Callable,
-    weighting: ObjectiveWeighting,
-    settings: TrainSettings,
-    output_dir: str | Path,
-    save_dir: str | Path,
-    seed: int,
-    **kwargs,
-) -> Path:
-    """Train (resuming from ``output_dir``'s newest checkpoint) and save to ``save_dir``; returns ``save_dir``.
-
-    ``output_dir`` holds the Trainer's checkpoints (kept outside the atomic stage folder so that a killed
-    run resumes mid-training); ``kwargs`` go to :func:`build_preference_trainer`.
-    """
-    from moalign.train.sft import save_trained
-
-    trainer = build_preference_trainer(model_path, pairsets, loss_fn, weighting, settings, output_dir, seed, **kwargs)
-    trainer.train(resume_from_checkpoint=last_checkpoint(output_dir))
+def save_policy(trainer: MultiObjectivePreferenceTrainer, save_dir: str | Path) -> Path:
+    """Save the trained model (an adapter through its own ``save``) and the tokenizer into ``save_dir``."""
     save_dir = Path(save_dir)
-    save_trained(trainer, save_dir)
-    lines = "".join(json.dumps(row) + "\n" for row in trainer.history)
-    (save_dir / HISTORY_FILE).write_text(lines, encoding="utf-8")
-    del trainer
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    if not trainer.adapter.is_attached(policy):
+        trainer.save_model(str(save_dir))  # the Trainer gathers sharded weights (ZeRO-3, FSDP)
+    else:
+        sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+        state = trainer.accelerator.get_state_dict(trainer.model) if sharded else None
+        if trainer.args.should_save:
+            trainer.adapter.save(policy, save_dir, base_name=trainer.moalign_base_name, state_dict=state)
+    if trainer.args.should_save:
+        trainer.processing_class.save_pretrained(str(save_dir))
+        (save_dir / "training_args.bin").unlink(missing_ok=True)  # pickled; not needed to reload the model
     return save_dir
 
 
-def read_history(folder: str | Path) -> list[dict]:
-    """The per-step rows (losses, weights, accuracies) a trained folder recorded."""
-    path = Path(folder) / HISTORY_FILE
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def train_preference(
+    model: ModelConfig | str,
+    pairsets: Mapping[str, PairSet],
+    *,
+    save_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    **kwargs,
+) -> Path:
+    """Train and save to ``save_dir`` (``history.jsonl`` too); returns ``save_dir``.
+
+    ``checkpoint_dir`` holds the Trainer's checkpoints (kept outside the atomic stage folder, so a killed run
+    resumes mid-training from the newest *complete* checkpoint there and ends with the weights, and the
+    preference sequence, of an uninterrupted run). ``kwargs`` go to :func:`build_preference_trainer`.
+    """
+    output_dir = checkpoint_dir if checkpoint_dir is not None else save_dir
+    trainer = build_preference_trainer(model, pairsets, output_dir=output_dir, **kwargs)
+    resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    trainer.train(resume_from_checkpoint=resume)
+    save_dir = save_policy(trainer, save_dir)
+    if trainer.args.should_save:
+        lines = "".join(json.dumps(row) + "\n" for row in trainer.history)
+        (save_dir / HISTORY_FILE).write_text(lines, encoding="utf-8")
+    del trainer
+    return save_dir

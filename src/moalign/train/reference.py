@@ -1,7 +1,8 @@
 """The frozen reference policy of DPO-style losses, three interchangeable ways.
 
-* ``"model"``: a separate frozen copy (any model with the same tokenizer), run under ``no_grad``.
-* ``"adapter"``: the policy itself with its PEFT adapters switched off (MODPO/SIPO's way: no second copy).
+* ``"model"``: a separate frozen model (any model with the same tokenizer), run under ``no_grad``.
+* ``"adapter"``: the policy itself with its adapter switched off (MODPO/SIPO's way: no second copy), through
+  the :class:`~moalign.models.adapters.Adapter` protocol (LoRA by default).
 * ``"precomputed"``: log-probs computed once before training (from either source) and stored as the
   dataset columns ``ref_chosen`` / ``ref_rejected``; the step then needs no reference forward at all.
 
@@ -16,7 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from moalign.train.collate import REF_COLUMNS, PreferenceDataset, collate_objective
+from moalign.config import ModelConfig
+from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
+from moalign.models.load import load_policy
+from moalign.train.collate import REF_COLUMNS, PreferenceDataset, build_preference_dataset, collate_objective
 from moalign.train.logps import pair_logps
 
 REFERENCE_MODES = ("precomputed", "model", "adapter")
@@ -26,16 +30,6 @@ def check_reference_mode(mode: str) -> str:
     if mode not in REFERENCE_MODES:
         raise ValueError(f"reference={mode!r}: choose one of {', '.join(REFERENCE_MODES)}")
     return mode
-
-
-def adapters_disabled(model):
-    """Context in which a PEFT model runs as its base model; an error for a model without adapters."""
-    if not hasattr(model, "disable_adapter"):
-        raise ValueError(
-            "reference='adapter' needs a PEFT (LoRA) policy; with full fine-tuning use reference='model' "
-            "or 'precomputed'"
-        )
-    return model.disable_adapter()
 
 
 @contextlib.contextmanager
@@ -50,7 +44,7 @@ def frozen_eval(model):
         model.train(was_training)
 
 
-def reference_pair_logps(batch: dict, policy, ref_model=None, mode: str = "precomputed"):
+def reference_pair_logps(batch: dict, policy, ref_model=None, mode: str = "precomputed", adapter: Adapter = LORA):
     """(ref_chosen, ref_rejected) for a collated sub-batch under ``mode``."""
     if mode == "precomputed":
         missing = [c for c in REF_COLUMNS if c not in batch]
@@ -61,9 +55,11 @@ def reference_pair_logps(batch: dict, policy, ref_model=None, mode: str = "preco
         if ref_model is None:
             raise ValueError("reference='model' needs a ref_model")
         with torch.no_grad():
-            return pair_logps(ref_model, batch)
-    with torch.no_grad(), adapters_disabled(policy):
-        return pair_logps(policy, batch)
+            out = pair_logps(ref_model, batch)
+    else:
+        with torch.no_grad(), adapter.disabled(policy):
+            out = pair_logps(policy, batch)
+    return out.chosen, out.rejected
 
 
 def dataset_pair_logps(model, dataset: PreferenceDataset, k: int, pad_id: int, batch_size: int = 16) -> np.ndarray:
@@ -75,13 +71,14 @@ def dataset_pair_logps(model, dataset: PreferenceDataset, k: int, pad_id: int, b
         for start in tqdm(range(0, len(rows), batch_size), desc=f"log-probs {dataset.objectives[k]}", leave=False):
             batch = collate_objective(rows[start : start + batch_size], pad_id)
             batch = {name: t.to(device) for name, t in batch.items()}
-            chosen, rejected = pair_logps(model, batch)
-            out.append(torch.stack([chosen, rejected], dim=1).double().cpu())
+            logps = pair_logps(model, batch)
+            out.append(torch.stack([logps.chosen, logps.rejected], dim=1).double().cpu())
     return torch.cat(out).numpy()
 
 
 def precompute_reference(
-    dataset: PreferenceDataset, pad_id: int, policy=None, ref_model=None, source: str = "model", batch_size: int = 16
+    dataset: PreferenceDataset, pad_id: int, policy=None, ref_model=None, source: str = "model", batch_size: int = 16,
+    adapter: Adapter = LORA,
 ) -> None:
     """Fill the ``ref_chosen`` / ``ref_rejected`` columns once, from ``ref_model`` or the adapter-free policy."""
     if source == "model":
@@ -89,7 +86,7 @@ def precompute_reference(
             raise ValueError("precompute_reference(source='model') needs ref_model")
         context, model = contextlib.nullcontext(), ref_model
     elif source == "adapter":
-        context, model = adapters_disabled(policy), policy
+        context, model = adapter.disabled(policy), policy
     else:
         raise ValueError(f"source={source!r}: the reference is precomputed from 'model' or 'adapter'")
     with context:
@@ -99,42 +96,39 @@ def precompute_reference(
             dataset.set_column(k, "ref_rejected", logps[:, 1])
 
 
-def implicit_reward_margins(model_dir, base_path: str, pairs, beta: float, max_length: int, dtype: str = "float32"):
+def pad_id_of(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def implicit_reward_margins(model_dir, base: ModelConfig, pairs, *, beta: float, max_length: int,
+                            adapter: Adapter = LORA) -> np.ndarray:
     """beta * [(log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))] per pair, shape (n,).
 
-    ``model_dir`` is a trained DPO model (a LoRA adapter folder: its reference is the same model with the
-    adapter off; a full model: its reference is ``base_path``). This is the difference of DPO's implicit
+    ``model_dir`` is a trained DPO model (a saved adapter: its reference is the same model with the adapter
+    off; a full model: its reference is the ``base`` model). This is the difference of DPO's implicit
     rewards between the chosen and the rejected response: MODPO's margin from a frozen DPO model.
     """
-    from moalign.models.load import is_adapter_dir, load_causal_lm, load_policy
-    from moalign.train.preference_run import build_preference_dataset
-
-    model, tokenizer = load_policy(model_dir, dtype=dtype)
+    model, tokenizer = load_policy(model_dir, dtype=base.dtype, trust_remote_code=base.trust_remote_code)
     dataset = build_preference_dataset(tokenizer, {"margin": pairs}, max_length, seed=0)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    logps = dataset_pair_logps(model, dataset, 0, pad_id)
-    if is_adapter_dir(model_dir):
-        with adapters_disabled(model):
-            ref = dataset_pair_logps(model, dataset, 0, pad_id)
+    logps = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer))
+    if adapter.is_saved(model_dir):
+        with adapter.disabled(model):
+            ref = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer))
     else:
-        ref = dataset_pair_logps(load_causal_lm(base_path, dtype=dtype), dataset, 0, pad_id)
+        ref = dataset_pair_logps(load_model(base)[0], dataset, 0, pad_id_of(tokenizer))
     return beta * ((logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1]))
 
 
-def pairset_reference_logps(model_path: str, pairsets, max_length: int, dtype: str = "float32",
-                            trust_remote_code: bool = False) -> dict[str, np.ndarray]:
+def pairset_reference_logps(model, pairsets, max_length: int) -> dict[str, np.ndarray]:
     """(n_k, 2) reference log-probs (chosen, rejected) of every objective's pairs under the base model.
 
-    The tokenisation is the trainer's (same ``max_length``), so the arrays can be cached once per run and
-    handed to every model trained on these pairs as the ``ref_chosen`` / ``ref_rejected`` columns.
+    ``model`` is a :class:`moalign.config.ModelConfig` (or a name/folder). The tokenisation is the trainer's
+    (same ``max_length``), so the arrays can be cached once per run and handed to every model trained on these
+    pairs as the ``ref_chosen`` / ``ref_rejected`` columns.
     """
-    from moalign.models.load import load_causal_lm, load_tokenizer
-    from moalign.train.preference_run import build_preference_dataset
-
-    tokenizer = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    model = load_causal_lm(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+    config = as_model_config(model)
+    lm, tokenizer = load_model(config)[0], load_model_tokenizer(config)
     if torch.cuda.is_available():
-        model = model.to("cuda")
+        lm = lm.to("cuda")
     dataset = build_preference_dataset(tokenizer, pairsets, max_length, seed=0)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return {name: dataset_pair_logps(model, dataset, k, pad_id) for k, name in enumerate(dataset.objectives)}
+    return {name: dataset_pair_logps(lm, dataset, k, pad_id_of(tokenizer)) for k, name in enumerate(dataset.objectives)}

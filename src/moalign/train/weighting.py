@@ -6,6 +6,8 @@ direction is sum_k c_k * grad L_k. Schemes that need the gradients (MGDA) get th
 scheme chose; they equal the coefficients except for MGDA-Normalised, whose c_k = alpha_k / ||g_k||.
 
 Stateful schemes (GroupDRO) expose ``state_dict``/``load_state_dict`` so that checkpoint/resume is exact.
+A trainer with a preference schedule tells the weighting each step's w (``set_preference``) before any loss;
+:class:`PreferenceWeights` scalarises with it (a per-pair w weights each pair inside objective k's mean).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ class ObjectiveWeighting:
 
     def fixed_coefficients(self) -> torch.Tensor | None:
         """Coefficients known before any loss is computed (lets the trainer skip zero-weight objectives)."""
+        return None
+
+    def set_preference(self, w: torch.Tensor | None) -> None:
+        """The step's preference from the trainer's schedule; ignored by schemes that do not use it."""
+
+    def pair_weights(self, k: int) -> torch.Tensor | None:
+        """(B,) weights of objective k's pairs inside its mean loss; None: a plain mean."""
         return None
 
     def state_dict(self) -> dict:
@@ -52,3 +61,36 @@ class FixedWeights(ObjectiveWeighting):
 
     def fixed_coefficients(self) -> torch.Tensor:
         return self.w.clone()
+
+
+class PreferenceWeights(ObjectiveWeighting):
+    """Linear scalarisation by the scheduled preference (:mod:`moalign.train.schedule`).
+
+    A per-step w (K,) gives the coefficients c = w. A per-pair w (B, K) gives c = 1 and weights pair i of
+    objective k by w_ik inside L_k's mean, so the step minimises mean_i sum_k w_ik l_ik; the logged weights
+    are the batch means.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w: torch.Tensor | None = None
+
+    def set_preference(self, w: torch.Tensor | None) -> None:
+        if w is None:
+            raise ValueError("PreferenceWeights needs a preference schedule on the trainer (schedule=...)")
+        self.w = torch.as_tensor(w, dtype=torch.float64)
+
+    def _coefficients(self) -> torch.Tensor:
+        if self.w is None:
+            raise ValueError("PreferenceWeights: no preference yet; the trainer sets one before each step")
+        self.weights = self.w.mean(dim=0) if self.w.ndim == 2 else self.w.clone()
+        return torch.ones(self.w.shape[-1], dtype=torch.float64) if self.w.ndim == 2 else self.w.clone()
+
+    def coefficients(self, losses: torch.Tensor, gram: torch.Tensor | None = None) -> torch.Tensor:
+        return self._coefficients()
+
+    def fixed_coefficients(self) -> torch.Tensor | None:
+        return None if self.w is None else self._coefficients()
+
+    def pair_weights(self, k: int) -> torch.Tensor | None:
+        return self.w[:, k] if self.w is not None and self.w.ndim == 2 else None

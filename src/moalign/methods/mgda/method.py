@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from moalign.config import RunConfig, TrainSettings
+from moalign.config import ConfigError, RunConfig, TrainSettings
 from moalign.eval.family import SharedModelFamily
-from moalign.methods.mgda.weighting import MGDAWeighting, check_mode
+from moalign.methods.mgda.weighting import GRADIENT_MODES, MODES, MGDAWeighting, check_mode
 from moalign.methods.preference_data import (
     PairSettings,
     cached_reference,
+    check_dpo_settings,
     load_pairsets,
-    model_stage,
     pairs_stage,
     reference_columns,
 )
+from moalign.methods.stages import training_stage
 from moalign.pipeline import Run
+from moalign.train.losses import dpo_pair_loss
 
 
 @dataclass
@@ -40,6 +42,21 @@ class MGDAConfig:
     pairs: PairSettings = field(default_factory=PairSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    def __post_init__(self) -> None:
+        check_dpo_settings(self.beta, self.reference)
+        if self.mode not in MODES:
+            raise ConfigError(f"method.mode={self.mode!r}: choose one of {', '.join(MODES)}")
+        if isinstance(self.grad_layers, bool) or not isinstance(self.grad_layers, int) or self.grad_layers < 0:
+            raise ConfigError(f"method.grad_layers={self.grad_layers!r}: 0 (every trainable parameter) or the "
+                              "number n > 0 of last decoder layers whose gradients feed the weights")
+        if self.mode == "groupdro" and not self.groupdro_eta > 0:
+            raise ConfigError(f"method.groupdro_eta={self.groupdro_eta!r}: GroupDRO's step must be > 0, e.g. 0.01")
+        if not self.loss_eps > 0:
+            raise ConfigError(f"method.loss_eps={self.loss_eps!r}: must be > 0 (it bounds 1/L_k), e.g. 1e-8")
+        if self.mode in GRADIENT_MODES and self.per_objective_gradients is False:
+            raise ConfigError(f"method.per_objective_gradients=false but method.mode={self.mode!r} needs them; "
+                              "leave it unset (null)")
+
 
 def build_weighting(method: MGDAConfig, num_objectives: int) -> MGDAWeighting:
     weighting = MGDAWeighting(check_mode(method.mode), num_objectives, method.groupdro_eta, method.loss_eps)
@@ -50,7 +67,6 @@ def build_weighting(method: MGDAConfig, num_objectives: int) -> MGDAWeighting:
 
 def train_mgda(config: RunConfig, run: Run) -> SharedModelFamily:
     """Stages: pairs -> train/<mode>; returns the one trained model as a family."""
-    from moalign.train.losses import dpo_pair_loss
     from moalign.train.preference_run import train_preference
 
     method, objectives = config.method, list(config.task.objectives)
@@ -60,14 +76,14 @@ def train_mgda(config: RunConfig, run: Run) -> SharedModelFamily:
 
     def train(ckpt_dir, out_dir):
         train_preference(
-            config.model.name_or_path, load_pairsets(pairs_dir, objectives), dpo_pair_loss(method.beta),
-            build_weighting(method, len(objectives)), method.train, ckpt_dir, out_dir, config.seed,
-            reference=method.reference, columns=reference_columns(run, ref_stage, objectives),
-            dtype=config.model.dtype, grad_layers=method.grad_layers,
-            per_objective_gradients=method.per_objective_gradients, trust_remote_code=config.model.trust_remote_code,
+            config.model, load_pairsets(pairs_dir, objectives), save_dir=out_dir, checkpoint_dir=ckpt_dir,
+            loss_fn=dpo_pair_loss(method.beta), weighting=build_weighting(method, len(objectives)),
+            settings=method.train, seed=config.seed, reference=method.reference,
+            columns=reference_columns(run, ref_stage, objectives), grad_layers=method.grad_layers,
+            per_objective_gradients=method.per_objective_gradients,
         )
 
     inputs = {"model": config.model, "method": {k: v for k, v in vars(method).items() if k != "pairs"},
               "seed": config.seed}
-    folder = model_stage(run, f"train/{method.mode}", inputs, train, ["pairs"] + ([ref_stage] if ref_stage else []))
+    folder = training_stage(run, f"train/{method.mode}", inputs, train, ["pairs"] + ([ref_stage] if ref_stage else []))
     return SharedModelFamily(f"mgda-{method.mode}", folder)
