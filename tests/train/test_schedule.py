@@ -1,7 +1,9 @@
-"""The preference schedule: pure draws, the model hook and loss seeing the step's w, exact kill and resume."""
+"""The preference schedule: pure draws, the model hook and loss seeing the step's w, exact kill and resume,
+and the Tchebycheff aggregation it feeds."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +18,7 @@ from moalign.train.checkpoints import COMPLETE_FILE
 from moalign.train.losses import dpo_pair_loss
 from moalign.train.preference_run import HISTORY_FILE, build_preference_trainer, train_preference
 from moalign.train.schedule import PreferenceSchedule
-from moalign.train.weighting import FixedWeights, PreferenceWeights
+from moalign.train.weighting import FixedWeights, PreferenceWeights, TchebycheffWeights
 
 OVERRIDES = {"optim": "sgd", "disable_tqdm": True, "lr_scheduler_type": "constant"}
 
@@ -203,3 +205,50 @@ def test_resume_under_another_schedule_is_refused(tmp_path, tiny_lm_dir):
                                      **kwargs(PreferenceSchedule(seed=2), steps=4, save_steps=2))
     with pytest.raises(ValueError, match="preference schedule"):
         other.train(resume_from_checkpoint=str(tmp_path / "ck" / "checkpoint-2"))
+
+
+# ------------------------------------------------------------------ Tchebycheff aggregation
+
+
+def test_tchebycheff_coefficients_hand_computed():
+    t = TchebycheffWeights()
+    t.set_preference(torch.tensor([0.3, 0.7], dtype=torch.float64))
+    # 0.3 * 2.0 = 0.6 < 0.7 * 1.0 = 0.7: the second objective is the worst served
+    assert t.coefficients(torch.tensor([2.0, 1.0])).tolist() == [0.0, 0.7]
+    z = TchebycheffWeights(z=[0.0, 0.5])
+    z.set_preference(torch.tensor([0.3, 0.7], dtype=torch.float64))
+    # 0.3 * (2.0 - 0) = 0.6 > 0.7 * (1.0 - 0.5) = 0.35: now the first
+    assert z.coefficients(torch.tensor([2.0, 1.0])).tolist() == [0.3, 0.0]
+    assert z.weights.tolist() == [0.3, 0.7]  # the logs keep the preference
+    assert z.fixed_coefficients() is None and z.state_dict() == {"z": [0.0, 0.5]}
+    with pytest.raises(ValueError, match=r"z=\[0.0, 0.5\], this trainer has \[0.0\]"):
+        TchebycheffWeights(z=[0.0]).load_state_dict({"z": [0.0, 0.5]})
+    with pytest.raises(ValueError, match="one w per step"):
+        t.set_preference(torch.full((3, 2), 0.5, dtype=torch.float64))
+    bad = TchebycheffWeights(z=[0.0, 0.0, 0.0])
+    bad.set_preference(torch.tensor([0.5, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="3 entries for 2 objectives"):
+        bad.coefficients(torch.tensor([1.0, 1.0]))
+
+
+def test_a_tchebycheff_step_is_an_sgd_step_on_the_worst_objective_scaled_by_its_w(tmp_path, tiny_lm_dir):
+    schedule = PreferenceSchedule(alpha=1.0, seed=5)
+    cheb = build_preference_trainer(tiny_lm_dir, PAIRS, output_dir=tmp_path / "t", weighting=TchebycheffWeights(),
+                                    **kwargs(schedule, steps=1))
+    cheb.train()
+    w = schedule.draw(0, 2)
+    row = cheb.history[0]
+    losses = np.array([row["loss/helpful"], row["loss/brief"]])
+    # at the first step the policy is its reference: every DPO loss is ln 2, so the worst served is argmax w
+    assert losses == pytest.approx([np.log(2), np.log(2)])
+    worst = int(np.argmax(w * losses))
+    assert worst == int(np.argmax(w))
+    assert row[f"coef/{['helpful', 'brief'][1 - worst]}"] == 0.0  # the other objective takes no step
+    # plain SGD on objective `worst` alone, learning rate scaled by w_worst: the same update
+    one_hot = [1.0 if k == worst else 0.0 for k in range(2)]
+    scaled = {**kwargs(None, steps=1), "settings": dataclasses.replace(settings(steps=1), learning_rate=0.05 * w[worst])}
+    plain = build_preference_trainer(tiny_lm_dir, PAIRS, output_dir=tmp_path / "p", weighting=FixedWeights(one_hot),
+                                     **scaled)
+    plain.train()
+    for (name, a), b in zip(cheb.model.named_parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-6, msg=name)

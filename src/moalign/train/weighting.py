@@ -94,3 +94,48 @@ class PreferenceWeights(ObjectiveWeighting):
 
     def pair_weights(self, k: int) -> torch.Tensor | None:
         return self.w[:, k] if self.w is not None and self.w.ndim == 2 else None
+
+
+class TchebycheffWeights(PreferenceWeights):
+    """Tchebycheff aggregation by the scheduled preference: minimise max_k w_k (L_k - z_k).
+
+    Its (sub)gradient is w_j * grad L_j for the objective j that attains the max, so the coefficients are
+    w_j on j and 0 elsewhere (ties: the first such j). ``z`` is the reference point of the losses: 0 by
+    default (a DPO loss is > 0, so every term is positive and the max is the worst-served objective), or one
+    value per objective; it is recorded with each checkpoint. The max is over objectives' mean losses, each on
+    its own sub-batch of pairs, so a per-pair w has no meaning here and is refused.
+    """
+
+    def __init__(self, z=None) -> None:
+        super().__init__()
+        self.z = None if z is None else torch.as_tensor(np.asarray(z, dtype=np.float64))
+        if self.z is not None and (self.z.ndim != 1 or not torch.isfinite(self.z).all()):
+            raise ValueError(f"Tchebycheff z={np.asarray(z).tolist()}: give one finite number per objective")
+
+    def set_preference(self, w: torch.Tensor | None) -> None:
+        super().set_preference(w)
+        if self.w.ndim == 2:
+            raise ValueError("Tchebycheff aggregation takes one w per step (the max is over the objectives' "
+                             "mean losses); set schedule.per_sample=false, or use linear scalarisation")
+
+    def fixed_coefficients(self) -> torch.Tensor | None:
+        return None  # the coefficients depend on this step's losses
+
+    def coefficients(self, losses: torch.Tensor, gram: torch.Tensor | None = None) -> torch.Tensor:
+        w = self._coefficients()
+        z = torch.zeros_like(w) if self.z is None else self.z
+        if len(z) != len(w):
+            raise ValueError(f"Tchebycheff z has {len(z)} entries for {len(w)} objectives; give one per objective")
+        worst = int(torch.argmax(w * (losses.to(torch.float64) - z)))
+        coef = torch.zeros_like(w)
+        coef[worst] = w[worst]
+        return coef
+
+    def state_dict(self) -> dict:
+        return {"z": None if self.z is None else self.z.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state.get("z")
+        if saved != (None if self.z is None else self.z.tolist()):
+            raise ValueError(f"the checkpoint was trained with Tchebycheff z={saved}, this trainer has "
+                             f"{None if self.z is None else self.z.tolist()}; resume with the same z")
