@@ -27,6 +27,7 @@ from moalign.train.checkpoints import last_complete_checkpoint
 from moalign.train.collate import PreferenceDataset, build_preference_dataset
 from moalign.train.preference import MultiObjectivePreferenceTrainer
 from moalign.train.reference import check_reference_mode, pad_id_of, precompute_reference
+from moalign.train.saving import save_policy
 from moalign.train.schedule import PreferenceSchedule
 from moalign.train.weighting import ObjectiveWeighting
 
@@ -119,23 +120,6 @@ def build_preference_trainer(
     return trainer
 
 
-def save_policy(trainer: MultiObjectivePreferenceTrainer, save_dir: str | Path) -> Path:
-    """Save the trained model (an adapter through its own ``save``) and the tokenizer into ``save_dir``."""
-    save_dir = Path(save_dir)
-    policy = trainer.accelerator.unwrap_model(trainer.model)
-    if not trainer.adapter.is_attached(policy):
-        trainer.save_model(str(save_dir))  # the Trainer gathers sharded weights (ZeRO-3, FSDP)
-    else:
-        sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
-        state = trainer.accelerator.get_state_dict(trainer.model) if sharded else None
-        if trainer.args.should_save:
-            trainer.adapter.save(policy, save_dir, base_name=trainer.moalign_base_name, state_dict=state)
-    if trainer.args.should_save:
-        trainer.processing_class.save_pretrained(str(save_dir))
-        (save_dir / "training_args.bin").unlink(missing_ok=True)  # pickled; not needed to reload the model
-    return save_dir
-
-
 def train_preference(
     model: ModelConfig | str,
     pairsets: Mapping[str, PairSet],
@@ -154,7 +138,7 @@ def train_preference(
     trainer = build_preference_trainer(model, pairsets, output_dir=output_dir, **kwargs)
     resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     trainer.train(resume_from_checkpoint=resume)
-    save_dir = save_policy(trainer, save_dir)
+    save_dir = save_policy(trainer, save_dir, adapter=trainer.adapter, base_name=trainer.moalign_base_name)
     if trainer.args.should_save:
         lines = "".join(json.dumps(row) + "\n" for row in trainer.history)
         (save_dir / HISTORY_FILE).write_text(lines, encoding="utf-8")

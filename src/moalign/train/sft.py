@@ -154,24 +154,6 @@ def _base_name(model_path: str | None, init_adapter: str | None) -> str | None:
     return model_path
 
 
-def save_trained(trainer, output_dir: str | Path) -> Path:
-    """Save the model (or adapter) and the tokenizer; an adapter names its base as the caller gave it."""
-    from moalign.models.load import is_adapter_dir
-
-    output_dir = Path(output_dir)
-    trainer.save_model(str(output_dir))
-    trainer.processing_class.save_pretrained(str(output_dir))
-    base = getattr(trainer, "moalign_base_name", None)
-    if is_adapter_dir(output_dir) and base is not None:
-        cfg_path = output_dir / "adapter_config.json"
-        cfg = json.loads(cfg_path.read_text())
-        cfg["base_model_name_or_path"] = base
-        cfg_path.write_text(json.dumps(cfg, indent=2))
-    for name in ("training_args.bin",):  # pickled; not needed to reload the model
-        (output_dir / name).unlink(missing_ok=True)
-    return output_dir
-
-
 def train_sft(
     start: Any,
     prompts: Sequence[str],
@@ -190,11 +172,12 @@ def train_sft(
     with :func:`moalign.models.load.load_policy`. ``kwargs`` go to :func:`build_sft_trainer`.
     """
     from moalign.train.checkpoints import last_complete_checkpoint
+    from moalign.train.saving import save_policy
 
     output_dir = checkpoint_dir if checkpoint_dir is not None else save_dir
     trainer = build_sft_trainer(start, prompts, responses, settings, output_dir, seed=seed, **kwargs)
     resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     trainer.train(resume_from_checkpoint=resume)
-    saved = save_trained(trainer, save_dir)
+    saved = save_policy(trainer, save_dir, base_name=getattr(trainer, "moalign_base_name", None))
     del trainer
     return saved
