@@ -64,11 +64,6 @@ def train_and_save(model_dir: str, out: str, batch: int, variant: str) -> None:
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         torch.save({n: p.detach().cpu() for n, p in model.named_parameters()}, os.path.join(out, "params.pt"))
-    # leave the process group before exit: a gloo thread still alive at interpreter teardown aborts the
-    # process now and then ("terminate called without an active exception"), failing a run that succeeded
-    trainer.accelerator.wait_for_everyone()
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def _run(args: list[str], env: dict) -> None:
