@@ -71,28 +71,30 @@ def tiny_lm_dir(tmp_path_factory):
 
 
 class Killed(RuntimeError):
-    """What :class:`SFTHooks.kill_after` raises: a training stopped as a SIGKILL would stop it."""
+    """What :class:`TrainerHooks.kill_after` raises: a training stopped as a SIGKILL would stop it."""
 
 
-class SFTHooks:
-    """Callbacks slipped into every SFT trainer that ``moalign.train.sft.train_sft`` builds during a test."""
+class TrainerHooks:
+    """Callbacks slipped into every trainer that ``module.builder`` builds during a test (the SFT or the
+    preference trainer)."""
 
     Killed = Killed
 
-    def __init__(self, monkeypatch):
-        self.monkeypatch = monkeypatch
+    def __init__(self, monkeypatch, module: str, builder: str):
+        self.monkeypatch, self.module, self.builder = monkeypatch, module, builder
 
     def add(self, callback) -> None:
-        from moalign.train import sft
+        import importlib
 
-        real = sft.build_sft_trainer
+        module = importlib.import_module(self.module)
+        real = getattr(module, self.builder)
 
         def build(*args, **kwargs):
             trainer = real(*args, **kwargs)
             trainer.add_callback(callback)
             return trainer
 
-        self.monkeypatch.setattr(sft, "build_sft_trainer", build)
+        self.monkeypatch.setattr(module, self.builder, build)
 
     def kill_after(self, step: int) -> list[str]:
         """The first trainer raises :class:`Killed` right after writing checkpoint ``step``; the returned list
@@ -129,4 +131,9 @@ class SFTHooks:
 
 @pytest.fixture
 def sft_hooks(monkeypatch):
-    return SFTHooks(monkeypatch)
+    return TrainerHooks(monkeypatch, "moalign.train.sft", "build_sft_trainer")
+
+
+@pytest.fixture
+def preference_hooks(monkeypatch):
+    return TrainerHooks(monkeypatch, "moalign.train.preference_run", "build_preference_trainer")

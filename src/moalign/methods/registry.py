@@ -20,6 +20,7 @@ METHOD_MODULES = {
     "dpo_lw": "moalign.methods.dpo_lw",
     "modpo": "moalign.methods.modpo",
     "mgda": "moalign.methods.mgda",
+    "panacea": "moalign.methods.panacea",
 }
 
 

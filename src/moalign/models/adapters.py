@@ -2,8 +2,9 @@
 
 An :class:`Adapter` knows how to put a new trainable adapter on a base model, save and load it, and run the
 adapted model as its base (the frozen reference of DPO-style losses: MODPO/SIPO's "adapter off" reference,
-no second copy). :class:`LoraAdapter` is the PEFT LoRA implementation (``LORA``); Panacea's SVD-LoRA or any
-other adapter plugs into the preference trainer by implementing the same seven methods. :func:`load_model`
+no second copy). :class:`LoraAdapter` is the PEFT LoRA implementation (``LORA``); :class:`SVDLoraAdapter`
+is Panacea's SVD-LoRA; any other adapter plugs into the preference trainer by implementing the same seven
+methods. :func:`load_model`
 (and :func:`load_model_tokenizer`) load what a :class:`~moalign.config.ModelConfig` names: a base or merged model, or a saved adapter on its base.
 """
 
@@ -12,10 +13,13 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from moalign.config import LoraSettings, ModelConfig, TrainSettings
 from moalign.models.load import load_causal_lm, load_tokenizer
+
+if TYPE_CHECKING:
+    from moalign.models.svd_lora import SVDLoraSpec
 
 
 @runtime_checkable
@@ -80,6 +84,11 @@ class LoraAdapter:
     def load(self, base, folder: str | Path, *, trainable: bool = False):
         from peft import PeftModel
 
+        from moalign.models.svd_lora import is_svd_lora_dir  # imports peft
+
+        if is_svd_lora_dir(folder):
+            raise ValueError(f"{folder} holds an SVD-LoRA (Panacea) adapter, not a LoRA one: load it with "
+                             "moalign.models.adapters.SVDLoraAdapter (or moalign.models.load.load_policy)")
         return PeftModel.from_pretrained(base, str(folder), is_trainable=trainable)
 
     def save(self, model, folder: str | Path, *, base_name: str | None = None, state_dict=None) -> None:
@@ -109,6 +118,47 @@ class LoraAdapter:
 
 
 LORA = LoraAdapter()
+
+
+class SVDLoraAdapter(LoraAdapter):
+    """Panacea's SVD-LoRA (:mod:`moalign.models.svd_lora`), hosted in PEFT as a LoRA custom module: saving,
+    loading and the adapter-off reference are LoRA's; ``settings.lora.r`` is k, the preference-agnostic
+    singular values, and ``spec`` adds the m preference ones."""
+
+    name = "svd_lora"
+
+    def __init__(self, spec: SVDLoraSpec) -> None:
+        self.spec = spec
+
+    def build(self, model, settings: TrainSettings):
+        from peft import get_peft_model
+
+        from moalign.models.svd_lora import svd_lora_config
+
+        lora = settings.lora
+        config = svd_lora_config(self.spec, rank=lora.r, alpha=lora.alpha, dropout=lora.dropout,
+                                 target_modules=lora.target_modules)
+        return get_peft_model(model, config)
+
+    def load(self, base, folder: str | Path, *, trainable: bool = False):
+        from peft import PeftModel
+
+        from moalign.models.svd_lora import CONFIG_FILE, peft_config_for
+
+        if not self.is_saved(folder):
+            raise ValueError(f"{folder} holds no SVD-LoRA adapter (no {CONFIG_FILE} next to adapter_config.json)")
+        return PeftModel.from_pretrained(base, str(folder), config=peft_config_for(folder), is_trainable=trainable)
+
+    def save(self, model, folder: str | Path, *, base_name: str | None = None, state_dict=None) -> None:
+        from moalign.models.svd_lora import save_spec
+
+        super().save(model, folder, base_name=base_name, state_dict=state_dict)
+        save_spec(self.spec, folder)
+
+    def is_saved(self, folder: str | Path) -> bool:
+        from moalign.models.svd_lora import is_svd_lora_dir
+
+        return super().is_saved(folder) and is_svd_lora_dir(folder)
 
 
 def as_model_config(model: ModelConfig | str | Path) -> ModelConfig:

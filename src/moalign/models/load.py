@@ -82,6 +82,9 @@ def load_policy(path: str | Path, dtype: str = "float32", trust_remote_code: boo
     base = load_causal_lm(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
     if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
         base.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(base, path)
+    from moalign.models.svd_lora import is_svd_lora_dir, peft_config_for  # imports peft
+
+    config = peft_config_for(path) if is_svd_lora_dir(path) else None  # Panacea's SVD-LoRA: a LoRA custom module
+    model = PeftModel.from_pretrained(base, path, config=config)
     model.eval()
     return model, tokenizer

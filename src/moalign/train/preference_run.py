@@ -52,7 +52,8 @@ def _prepare_reference(dataset, policy, tokenizer, *, reference: str, ref_model,
     """The ref model the trainer runs (reference='model'), after filling the precomputed columns if needed.
 
     Precomputed without cached columns: from ``ref_model`` when given, else from the starting policy itself
-    (a new adapter starts as the identity, so that is the base; a continued adapter is its own reference).
+    (a new adapter starts as the identity, so that is its base, run with the adapter off; a continued adapter
+    is its own reference).
     """
     if reference == "adapter" and not adapter.is_attached(policy):
         raise ValueError("reference='adapter' needs an adapter on the policy (LoRA: train.lora.r > 0, or start "
@@ -64,7 +65,10 @@ def _prepare_reference(dataset, policy, tokenizer, *, reference: str, ref_model,
         if torch.cuda.is_available():
             policy.to("cuda")
             ref.to("cuda")
-        precompute_reference(dataset, pad_id_of(tokenizer), ref_model=ref, source="model", adapter=adapter)
+        # a new adapter is the identity at init: run its base (adapter off), which needs no preference set
+        new_adapter = ref is policy and adapter.is_attached(policy) and not adapter.is_saved(start.name_or_path)
+        precompute_reference(dataset, pad_id_of(tokenizer), policy=policy, ref_model=ref,
+                             source="adapter" if new_adapter else "model", adapter=adapter)
     return None
 
 

@@ -1,0 +1,60 @@
+"""Panacea end to end through the CLI on the embedded task: train one SVD-LoRA model, evaluate its front by
+setting lambda per preference, and resume a killed run to the uninterrupted run's weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from moalign.cli import main
+from moalign.eval.family import load_family
+from moalign.eval.harness import load_metrics
+from moalign.methods.panacea import PanaceaFamily
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "configs/embedded/panacea.yaml"
+SMALL = [
+    "task.num_test_prompts=4",
+    "eval.stats_samples=40",
+    "eval.progress=false",
+    "eval.samples_per_point=1",
+    "eval.generation.max_new_tokens=12",
+    "eval.grid=list:1,0;0.5,0.5;0,1",
+    "method.pairs.max_pairs_per_objective=24",
+    "method.train.max_steps=4",
+    "method.train.save_steps=2",
+    "method.train.per_device_train_batch_size=4",
+    "method.train.max_length=96",
+]
+
+
+def _adapter(run_dir: Path, aggregation: str) -> dict:
+    return load_file(run_dir / "train" / f"panacea-{aggregation}" / "adapter_model.safetensors")
+
+
+@pytest.mark.parametrize("aggregation", ["ls", "tche"])
+def test_cli_run_is_evaluated_and_a_killed_run_resumes_to_the_same_weights(tmp_path, preference_hooks, aggregation):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    common = [*SMALL, f"method.aggregation={aggregation}"]
+    assert main(["train", "panacea", CONFIG, f"run_dir={straight}", *common]) == 0
+
+    family = load_family(straight)
+    assert isinstance(family, PanaceaFamily) and family.name == f"panacea-{aggregation}"
+    metrics = load_metrics(straight)["metrics"]
+    assert metrics["n_points"]["value"] == 3  # one front point per evaluated preference, from the one model
+    assert metrics["hypervolume"]["value"] >= 0
+
+    fired = preference_hooks.kill_after(2)
+    with pytest.raises(preference_hooks.Killed):
+        main(["train", "panacea", CONFIG, f"run_dir={killed}", *common])
+    assert fired and not (killed / "train" / f"panacea-{aggregation}").exists()
+    preference_hooks.clear()
+    steps = preference_hooks.record_steps()
+    assert main(["train", "panacea", CONFIG, f"run_dir={killed}", *common]) == 0
+    assert steps[fired[0]] == [3, 4]  # resumed after the step-2 checkpoint, not from step 0
+    a, b = _adapter(straight, aggregation), _adapter(killed, aggregation)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
