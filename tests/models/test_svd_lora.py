@@ -12,7 +12,7 @@ from torch import nn
 
 from moalign.config import LoraSettings, ModelConfig, TrainSettings
 from moalign.models.adapters import LORA, SVDLoraAdapter, load_model
-from moalign.models.load import load_causal_lm, load_policy
+from moalign.models.load import load_causal_lm, load_policy, load_tokenizer
 from moalign.models.svd_lora import (
     CONFIG_FILE,
     PanaceaLinear,
@@ -223,3 +223,17 @@ def test_only_preference_singular_values(tiny_lm_dir):
     expected = s[0] * torch.outer(b[:, 0], a[0]) * (10.0 / 2)
     torch.testing.assert_close(layer.get_delta_weight("default"), expected)
     assert isinstance(layer, PanaceaLinear) and layer.n_general == 0
+
+
+def test_trl_peft_config_plumbing_builds_svd_lora_layers(tiny_lm_dir, tmp_path):
+    """TRL's trainers take the registered LoraConfig as ``peft_config`` and wrap the model with it."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    config = svd_lora_config(SVDLoraSpec(2), rank=2, alpha=4, target_modules=["q_proj"])
+    data = Dataset.from_dict({"text": ["Hello there, friend."] * 4})
+    trainer = SFTTrainer(model=load_causal_lm(tiny_lm_dir), args=SFTConfig(output_dir=str(tmp_path), max_steps=1,
+                                                                              report_to=[], use_cpu=True),
+                         train_dataset=data, peft_config=config, processing_class=load_tokenizer(tiny_lm_dir))
+    layers = panacea_layers(trainer.model)
+    assert len(layers) == 2 and all(layer.spec.n_preferences == 2 for layer in layers)
