@@ -237,3 +237,40 @@ def test_trl_peft_config_plumbing_builds_svd_lora_layers(tiny_lm_dir, tmp_path):
                          train_dataset=data, peft_config=config, processing_class=load_tokenizer(tiny_lm_dir))
     layers = panacea_layers(trainer.model)
     assert len(layers) == 2 and all(layer.spec.n_preferences == 2 for layer in layers)
+
+
+def test_bfloat16_base_keeps_float32_adapter_and_bf16_outputs(tiny_lm_dir):
+    settings = TrainSettings(lora=LoraSettings(r=2, alpha=4, target_modules=["q_proj", "v_proj"]))
+    model = SVDLoraAdapter(SVDLoraSpec(2)).build(load_causal_lm(tiny_lm_dir, dtype="bfloat16"), settings)
+    randomise(model)
+    set_preference(model, torch.tensor([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5]]))
+    layer = panacea_layers(model)[0]
+    assert layer.lora_A["default"].dtype == torch.float32  # PEFT's autocast_adapter_dtype covers the custom layer
+    with torch.no_grad():
+        logits = model(IDS).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
+def test_no_grad_diagonal_cache_follows_preference_and_weights():
+    """Generation keeps the diagonal between tokens; a new lambda or a changed s / sigma must not be missed."""
+    model, layer = one_layer()
+    randomise(model)
+    x = torch.randn(2, 6)
+
+    def fresh(lam):  # the layer's output computed by hand, no cache
+        set_preference(model, lam)
+        return layer.get_base_layer()(x) + x @ layer.get_delta_weight("default").T
+
+    with torch.no_grad():
+        set_preference(model, [0.2, 0.8])
+        first = model(x)
+        torch.testing.assert_close(model(x), first)  # served from the cache
+        layer.lora_pref_scale["default"].mul_(3.0)  # an in-place update (an optimiser step, a loaded state)
+        torch.testing.assert_close(model(x), fresh([0.2, 0.8]))
+        layer.lora_E["default"].add_(1.0)
+        torch.testing.assert_close(model(x), fresh([0.2, 0.8]))
+        set_preference(model, [0.9, 0.1])
+        torch.testing.assert_close(model(x), fresh([0.9, 0.1]))
+        set_preference(model, torch.tensor([[0.9, 0.1], [0.2, 0.8]]))
+        mixed = model(x)
+        torch.testing.assert_close(mixed[1], fresh([0.2, 0.8])[1])

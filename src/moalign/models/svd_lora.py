@@ -76,6 +76,7 @@ class PanaceaLinear(nn.Module, LoraLayer):
         self.spec = spec
         self.fan_in_fan_out = config.fan_in_fan_out
         self._preference: torch.Tensor | None = None  # (m,) or (B, m); not a parameter, not saved
+        self._diagonal_cache: tuple | None = None  # (key, diagonal) for forwards without gradients
         self.get_base_layer().weight.requires_grad = False
         self._active_adapter = adapter_name
         self.update_layer(adapter_name, r, lora_alpha, config=config)
@@ -123,6 +124,7 @@ class PanaceaLinear(nn.Module, LoraLayer):
 
     def set_preference(self, lam: torch.Tensor | None) -> None:
         """Write lambda: (m,) for every row, (B, m) one per row, or None (unset: forward refuses)."""
+        self._diagonal_cache = None
         if lam is None:
             self._preference = None
             return
@@ -147,6 +149,20 @@ class PanaceaLinear(nn.Module, LoraLayer):
             raise ValueError(f"{lam.shape[0]} preference rows for a batch of {rows}: give one row per sample "
                              "(or one vector for all)")
         return torch.cat([sigma.expand(lam.shape[0], -1), pref], dim=1)
+
+    def _forward_diagonal(self, adapter: str, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The diagonal shaped to broadcast over ``x``'s rows. Without gradients (generation: one forward per
+        token) it is kept until the preference or sigma / s change, so decoding does not rebuild it per token."""
+        sigma, scale = self.lora_E[adapter], self.lora_pref_scale[adapter]
+        key = (adapter, x.shape[0], x.ndim, id(sigma), sigma._version, id(scale), scale._version, like.dtype,
+               like.device)
+        if not torch.is_grad_enabled() and self._diagonal_cache is not None and self._diagonal_cache[0] == key:
+            return self._diagonal_cache[1]
+        diagonal = self._diagonal(adapter, x.shape[0], like)
+        if diagonal.ndim == 2:  # one row per sample: broadcast over the sequence dimensions
+            diagonal = diagonal.view(diagonal.shape[0], *([1] * (x.ndim - 2)), diagonal.shape[1])
+        self._diagonal_cache = None if torch.is_grad_enabled() else (key, diagonal)
+        return diagonal
 
     # PEFT's layer interface ----------------------------------------------------------------------------------
 
@@ -188,9 +204,7 @@ class PanaceaLinear(nn.Module, LoraLayer):
             if adapter not in self.lora_A:
                 continue
             a, b = self.lora_A[adapter], self.lora_B[adapter]
-            diagonal = self._diagonal(adapter, x.shape[0], a)
-            if diagonal.ndim == 2:  # one row per sample: broadcast over the sequence dimensions
-                diagonal = diagonal.view(diagonal.shape[0], *([1] * (x.ndim - 2)), diagonal.shape[1])
+            diagonal = self._forward_diagonal(adapter, x, a)
             h = self.lora_dropout[adapter](self._cast_input_dtype(x, a.dtype)) @ a.T
             result = result + ((h * diagonal) @ b.T * self.scaling[adapter]).to(result.dtype)
         return result
