@@ -274,3 +274,11 @@ def test_no_grad_diagonal_cache_follows_preference_and_weights():
         set_preference(model, torch.tensor([[0.9, 0.1], [0.2, 0.8]]))
         mixed = model(x)
         torch.testing.assert_close(mixed[1], fresh([0.2, 0.8])[1])
+
+
+def test_sft_refuses_to_continue_an_svd_lora_folder_as_lora(tiny_lm_dir, tmp_path):
+    from moalign.train.sft import train_sft
+
+    SVDLoraAdapter(SVDLoraSpec(2)).save(tiny_svd_model(tiny_lm_dir), tmp_path / "svd", base_name=tiny_lm_dir)
+    with pytest.raises(ValueError, match="SVD-LoRA"):
+        train_sft(tmp_path / "svd", ["Q?"], ["A."], TrainSettings(max_steps=1), tmp_path / "out", seed=0)

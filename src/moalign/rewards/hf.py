@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from moalign.config import DTYPE_NAMES  # no torch import here
+
 CONVENTIONS: dict[str, str] = {
     "text_pair": "tokenizer(prompt, response): the two texts as a tokenizer pair",
     "reversed_pair": "tokenizer(response, prompt): response first, prompt as the pair",
@@ -34,7 +36,6 @@ LOADERS: dict[str, str] = {
     "sequence_classification": "AutoModelForSequenceClassification; reward = logits[:, logit]",
     "score_head": "safe-rlhf score model: AutoModel body + saved score_head at the last attended token",
 }
-DTYPE_NAMES = ("float32", "bfloat16", "float16")  # the keys of moalign.models.load.DTYPES (no torch import here)
 _HF_MAX_LENGTH_UNSET = 10**8  # tokenizers without a limit report ~1e30
 
 

@@ -16,7 +16,6 @@ This module only adds what moalign needs around it:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,8 +74,9 @@ def _split_adapter_path(start: Any, init_adapter: str | None) -> tuple[Any, str 
     if isinstance(start, (str, Path)) and is_adapter_dir(start):
         if init_adapter is not None:
             raise ValueError(f"train_sft: {start} is an adapter folder and init_adapter is also given")
-        base = json.loads((Path(start) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        return base, str(start)
+        from moalign.models.adapters import LORA
+
+        return LORA.base_name(start), str(start)
     return start, init_adapter
 
 
@@ -88,9 +88,9 @@ def _prepare_model(model, tokenizer, settings: TrainSettings, init_adapter, trai
     if len(tokenizer) > rows:
         model.resize_token_embeddings(len(tokenizer))
     if init_adapter is not None:
-        from peft import PeftModel
+        from moalign.models.adapters import LORA
 
-        return PeftModel.from_pretrained(model, init_adapter, is_trainable=True), None
+        return LORA.load(model, init_adapter, trainable=True), None  # refuses an SVD-LoRA (Panacea) folder
     peft_config = lora_config(settings.lora)
     if peft_config is not None and trainable_token_ids:
         peft_config.trainable_token_indices = sorted(int(i) for i in trainable_token_ids)
@@ -150,7 +150,9 @@ def build_sft_trainer(
 def _base_name(model_path: str | None, init_adapter: str | None) -> str | None:
     """The base a new adapter should name: the base of the adapter it continues, else the model as given."""
     if init_adapter is not None:
-        return json.loads((Path(init_adapter) / "adapter_config.json").read_text())["base_model_name_or_path"]
+        from moalign.models.adapters import LORA
+
+        return LORA.base_name(init_adapter)
     return model_path
 
 
