@@ -4,8 +4,8 @@ An :class:`Adapter` knows how to put a new trainable adapter on a base model, sa
 adapted model as its base (the frozen reference of DPO-style losses: MODPO/SIPO's "adapter off" reference,
 no second copy). :class:`LoraAdapter` is the PEFT LoRA implementation (``LORA``); :class:`SVDLoraAdapter`
 is Panacea's SVD-LoRA; any other adapter plugs into the preference trainer by implementing the same seven
-methods. :func:`load_model`
-(and :func:`load_model_tokenizer`) load what a :class:`~moalign.config.ModelConfig` names: a base or merged model, or a saved adapter on its base.
+methods. :func:`load_model` (and :func:`load_model_tokenizer`) load what a :class:`~moalign.config.ModelConfig`
+names: a base or merged model, or a saved adapter on its base.
 """
 
 from __future__ import annotations
