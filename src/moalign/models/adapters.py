@@ -141,13 +141,11 @@ class SVDLoraAdapter(LoraAdapter):
         return get_peft_model(model, config)
 
     def load(self, base, folder: str | Path, *, trainable: bool = False):
-        from peft import PeftModel
-
-        from moalign.models.svd_lora import CONFIG_FILE, peft_config_for
+        from moalign.models.svd_lora import CONFIG_FILE, load_peft_folder
 
         if not self.is_saved(folder):
             raise ValueError(f"{folder} holds no SVD-LoRA adapter (no {CONFIG_FILE} next to adapter_config.json)")
-        return PeftModel.from_pretrained(base, str(folder), config=peft_config_for(folder), is_trainable=trainable)
+        return load_peft_folder(base, folder, trainable=trainable)
 
     def save(self, model, folder: str | Path, *, base_name: str | None = None, state_dict=None) -> None:
         from moalign.models.svd_lora import save_spec

@@ -74,17 +74,14 @@ def load_policy(path: str | Path, dtype: str = "float32", trust_remote_code: boo
         return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code), load_tokenizer(
             path, trust_remote_code=trust_remote_code
         )
-    from peft import PeftModel
-
     base_name = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
     has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
     tokenizer = load_tokenizer(path if has_tokenizer else base_name, trust_remote_code=trust_remote_code)
     base = load_causal_lm(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
     if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
         base.resize_token_embeddings(len(tokenizer))
-    from moalign.models.svd_lora import is_svd_lora_dir, peft_config_for  # imports peft
+    from moalign.models.svd_lora import load_peft_folder  # imports peft; knows Panacea's SVD-LoRA folders
 
-    config = peft_config_for(path) if is_svd_lora_dir(path) else None  # Panacea's SVD-LoRA: a LoRA custom module
-    model = PeftModel.from_pretrained(base, path, config=config)
+    model = load_peft_folder(base, path)
     model.eval()
     return model, tokenizer

@@ -132,7 +132,8 @@ class PanaceaLinear(nn.Module, LoraLayer):
         if lam.ndim not in (1, 2) or lam.shape[-1] != self.spec.n_preferences:
             raise ValueError(f"preference of shape {tuple(lam.shape)}: expected ({self.spec.n_preferences},) or "
                              f"(batch, {self.spec.n_preferences}), one weight per objective")
-        self._preference = lam
+        # on the adapter's device now, so that no forward copies it host -> device (and waits for the copy)
+        self._preference = lam.to(next(iter(self.lora_A.values())).device)
 
     def _diagonal(self, adapter: str, rows: int | None, like: torch.Tensor) -> torch.Tensor:
         """[sigma; s * lambda]: (k+m,) for one lambda, (rows, k+m) for one lambda per row."""
@@ -228,8 +229,12 @@ def set_preference(model: nn.Module, lam) -> None:
     if not layers:
         raise ValueError("set_preference: the model has no SVD-LoRA (Panacea) layers")
     lam = None if lam is None else torch.as_tensor(lam, dtype=torch.float32)
+    on_device: dict = {}  # one copy per device the layers live on, not one per layer
     for layer in layers:
-        layer.set_preference(lam)
+        device = next(iter(layer.lora_A.values())).device
+        if lam is not None and device not in on_device:
+            on_device[device] = lam.to(device)
+        layer.set_preference(None if lam is None else on_device[device])
 
 
 def merge_preference(model, lam):
@@ -277,3 +282,12 @@ def peft_config_for(folder: str | Path):
 
     spec = SVDLoraSpec(**json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8")))
     return _hosted(LoraConfig.from_pretrained(str(folder)), spec)
+
+
+def load_peft_folder(base, folder: str | Path, *, trainable: bool = False):
+    """``PeftModel.from_pretrained`` of a saved adapter folder, with :class:`PanaceaLinear` registered first when
+    the folder holds an SVD-LoRA (plain LoRA folders load as PEFT loads them)."""
+    from peft import PeftModel
+
+    config = peft_config_for(folder) if is_svd_lora_dir(folder) else None
+    return PeftModel.from_pretrained(base, str(folder), config=config, is_trainable=trainable)
