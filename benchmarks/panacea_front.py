@@ -1,10 +1,11 @@
-"""Panacea-LS, Panacea-Tche, DPO-LW (one model per w: the DPS baseline) and the base model on the embedded
-task, over several seeds: front metrics as mean +- standard deviation.
+"""Panacea-LS, Panacea-Tche (DPO variant), Panacea-SFT-LS, DPO-LW (one model per w: the DPS baseline) and the
+base model on the embedded task, over several seeds: front metrics as mean +- standard deviation.
 
     python benchmarks/panacea_front.py [--seeds 0 1 2] [--root /tmp/moalign-panacea-front]
 
 Each (family, seed) is one CLI run (``moalign train ...`` / ``moalign eval ...``) with the shipped embedded
-configs and the same five evaluation preferences; a finished run is reused when the folder is kept. Writes
+configs and the same five evaluation preferences; a finished run is reused when the folder is kept (its wall
+time is the sum of its stages' recorded seconds, so it is the same whether run now or read back). Writes
 ``benchmarks/results/panacea_front.md`` and a ``moalign report`` of the seed-0 runs under ``<root>/report``.
 Hypervolume is the z-scored one (the task's train statistics, the same reference point for every run).
 """
@@ -17,7 +18,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ GRID = "eval.grid=list:0,1;0.25,0.75;0.5,0.5;0.75,0.25;1,0"
 FAMILIES = {  # name -> CLI verb and arguments
     "panacea-ls": ["train", "panacea", "configs/embedded/panacea.yaml"],
     "panacea-tche": ["train", "panacea", "configs/embedded/panacea.yaml", "method.aggregation=tche"],
+    "panacea-sft-ls": ["train", "panacea", "configs/embedded/panacea_sft.yaml"],
     "dpo-lw": ["train", "dpo_lw", "configs/embedded/dpo_lw.yaml"],
     "base": ["eval", "configs/embedded/eval_base.yaml"],
 }
@@ -34,16 +35,16 @@ METRICS = ("hypervolume_z", "inner_product", "spacing", "sparsity", "collapse_ra
 
 
 def run(family: str, seed: int, root: Path) -> tuple[dict, float]:
-    """The metrics of one run (trained and evaluated now, or read back) and its wall time."""
+    """The metrics of one run (trained and evaluated now, or read back) and its stages' wall time."""
     run_dir = root / f"{family}-s{seed}"
     metrics_file = run_dir / "eval" / "metrics" / "metrics.json"
-    start = time.perf_counter()
     if not metrics_file.is_file():
         command = [sys.executable, "-m", "moalign", *FAMILIES[family], f"seed={seed}", f"run_dir={run_dir}", GRID,
                    "eval.progress=false"]
         subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return json.loads(metrics_file.read_text())["metrics"], time.perf_counter() - start
+    seconds = sum(json.loads(f.read_text())["seconds"] for f in run_dir.rglob("_stage.json"))
+    return json.loads(metrics_file.read_text())["metrics"], seconds
 
 
 def values(metrics: dict, objectives: list[str]) -> dict[str, float]:
@@ -86,14 +87,14 @@ def main() -> None:
                    check=False, stdout=subprocess.DEVNULL)
     columns = list(next(iter(table.values())).keys())
     lines = [
-        "# Panacea vs DPO-LW vs the base model on the embedded task",
+        "# Panacea (DPO and SFT variants) vs DPO-LW vs the base model on the embedded task",
         "",
         f"`python benchmarks/panacea_front.py --seeds {' '.join(map(str, args.seeds))}`; machine: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores. Mean ± sample standard deviation over "
         f"{len(args.seeds)} seeds; five evaluation preferences (w_positivity = 0, 0.25, 0.5, 0.75, 1); 32 test prompts. "
         "hypervolume_z: in the task's train z-score space (same reference point for all); control/<objective>: "
         "Spearman of the objective's mean score against its weight over the grid. Panacea is one model for the "
-        "five points, DPO-LW five models.",
+        "five points (DPO or SFT variant), DPO-LW five models. Wall time: the sum of the runs' stage times.",
         "",
         "| family | " + " | ".join(columns) + " | wall s (all seeds) |",
         "|---|" + "---|" * (len(columns) + 1),

@@ -1,8 +1,11 @@
-"""Two objectives' worth of tiny preference pairs, shared by the preference-trainer tests."""
+"""Two objectives' worth of tiny preference pairs (and their chosen responses alone, for the SFT trainer),
+shared by the preference-trainer tests."""
 
 from __future__ import annotations
 
-from moalign.data.schema import PairSet
+import numpy as np
+
+from moalign.data.schema import PairSet, ScoredSet
 
 
 def pairset(objective: str, n: int, offset: int = 0) -> PairSet:
@@ -14,3 +17,11 @@ def pairset(objective: str, n: int, offset: int = 0) -> PairSet:
 
 
 PAIRS = {"helpful": pairset("helpful", 8), "brief": pairset("brief", 6, offset=20)}
+
+
+def chosen_responses(pairs: PairSet) -> ScoredSet:
+    """The pairs' chosen side as SFT rows (no scores)."""
+    return ScoredSet(list(pairs.prompts), list(pairs.chosen), np.zeros((len(pairs), 0)), [])
+
+
+RESPONSES = {name: chosen_responses(pairs) for name, pairs in PAIRS.items()}

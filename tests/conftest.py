@@ -137,3 +137,8 @@ def sft_hooks(monkeypatch):
 @pytest.fixture
 def preference_hooks(monkeypatch):
     return TrainerHooks(monkeypatch, "moalign.train.preference_run", "build_preference_trainer")
+
+
+@pytest.fixture
+def response_hooks(monkeypatch):
+    return TrainerHooks(monkeypatch, "moalign.train.preference_run", "build_response_trainer")

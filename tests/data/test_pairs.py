@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from moalign.data import PairSet, ScoredSet, conflict_mask, conflict_stats, count_conflicts, pairs_from_scored
-from moalign.data.pairs import conflict_mixture, subset_pairs
+from moalign.data.pairs import conflict_mixture, subset_pairs, winning_responses
 
 # prompt p: three responses; prompt q: two responses with a tie on "b"; prompt r: one response (no pairs)
 SCORED = ScoredSet(
@@ -119,3 +119,29 @@ def test_subset_pairs_keeps_scores_aligned():
     sub = subset_pairs(pairs, np.array([1, 4]))
     assert sub.chosen == ["p2", "p0"] and sub.ids == [pairs.ids[1], pairs.ids[4]]
     np.testing.assert_array_equal(sub.chosen_scores, pairs.chosen_scores[[1, 4]])
+
+
+def test_winning_responses_are_each_objectives_top_responses():
+    tied = ScoredSet(["s", "s", "s"], ["s0", "s1", "s2"], np.array([[2.0, 0.0], [2.0, 1.0], [1.0, 1.0]]),
+                     ["a", "b"], ["j0", "j1", "j2"])
+    pairs = pairs_from_scored(ScoredSet(SCORED.prompts + tied.prompts, SCORED.responses + tied.responses,
+                                        np.vstack([SCORED.scores, tied.scores]), ["a", "b"], SCORED.ids + tied.ids))
+    won = winning_responses(pairs)
+    assert list(won) == ["a", "b"]
+    # a: p1 (3 beats 1 and 2), q1; on s a tie at the top keeps both s0 and s1; r has one response, no pair
+    assert list(zip(won["a"].prompts, won["a"].responses)) == [("p", "p1"), ("q", "q1"), ("s", "s0"), ("s", "s1")]
+    # b: p2 (6); q ties 1 = 1, so no pair and no winner; s: s1 and s2 tie at the top over s0
+    assert list(zip(won["b"].prompts, won["b"].responses)) == [("p", "p2"), ("s", "s1"), ("s", "s2")]
+    assert won["a"].ids[0] == "a:i2>i0"  # the first pair the response wins
+    np.testing.assert_array_equal(won["b"].scores[0], [2.0, 6.0])  # the full score vector, run order
+
+
+def test_winning_responses_of_dataset_pairs_and_an_objective_without_pairs():
+    pairs = PairSet(["x", "x", "y"], ["good", "good", "fine"], ["bad", "worse", "meh"], ["h", "h", "h"])
+    won = winning_responses(pairs, ["h"])
+    assert won["h"].responses == ["good", "fine"]  # once per prompt, though chosen in two pairs
+    assert won["h"].scores.shape == (2, 0)  # no scores known: no columns
+    chain = PairSet(["x", "x"], ["mid", "top"], ["low", "mid"], ["h", "h"])
+    assert winning_responses(chain)["h"].responses == ["top"]  # chosen once but also rejected: not a winner
+    with pytest.raises(ValueError, match="objective 'safe' has no pairs"):
+        winning_responses(pairs, ["h", "safe"])

@@ -1,5 +1,6 @@
-"""Panacea on the preference trainer: LS and Tchebycheff steps against hand-computed losses, lambda written
-into the SVD-LoRA before every forward (per step or per pair), the family, and the config checks."""
+"""Panacea on the preference trainer: LS and Tchebycheff steps of the DPO and the SFT variant against
+hand-computed losses, lambda written into the SVD-LoRA before every forward (per step, pair or response),
+the family, and the config checks."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ import dataclasses
 import pytest
 import torch
 
-from bread_pairs import PAIRS
+from bread_pairs import PAIRS, RESPONSES
 from moalign.config import ConfigError, LoraSettings, TrainSettings, load_run_config
 from moalign.eval.family import load_family, save_family
 from moalign.methods.panacea import (
     PanaceaConfig,
     PanaceaFamily,
     aggregation_weighting,
-    embed_preference,
+    objective_loss_fn,
     schedule_of,
 )
 from moalign.models.adapters import SVDLoraAdapter
-from moalign.models.svd_lora import SVDLoraSpec, panacea_layers
+from moalign.models.svd_lora import SVDLoraSpec, panacea_layers, set_preference
 from moalign.train.logps import pair_logps
 from moalign.train.losses import PairLogps, dpo_pair_loss
-from moalign.train.preference_run import build_preference_trainer, train_preference
+from moalign.train.preference_run import build_preference_trainer, build_response_trainer, train_preference
 
 OVERRIDES = {"optim": "sgd", "disable_tqdm": True, "lr_scheduler_type": "constant"}
 BETA = 0.5
@@ -38,7 +39,7 @@ def method(**changes) -> PanaceaConfig:
 def panacea_trainer(folder, tiny_lm_dir, config: PanaceaConfig, seed=3, loss_fn=None, **extra):
     return build_preference_trainer(
         tiny_lm_dir, PAIRS, output_dir=folder, loss_fn=loss_fn or dpo_pair_loss(config.beta),
-        weighting=aggregation_weighting(config), schedule=schedule_of(config, seed), model_hook=embed_preference,
+        weighting=aggregation_weighting(config), schedule=schedule_of(config, seed), model_hook=set_preference,
         adapter=SVDLoraAdapter(SVDLoraSpec(2, init=config.init)), settings=config.train, seed=0,
         training_overrides=OVERRIDES, **extra,
     )
@@ -55,8 +56,6 @@ def randomise(model, seed=1):
 
 def objective_losses(trainer, batch, lam) -> torch.Tensor:
     """L_k by hand: lambda written by hand, one forward per objective, DPO against the precomputed reference."""
-    from moalign.models.svd_lora import set_preference
-
     set_preference(trainer.model, lam)
     losses = []
     with torch.no_grad():
@@ -75,15 +74,52 @@ def test_a_step_is_the_hand_computed_aggregation(tmp_path, tiny_lm_dir, aggregat
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
     lam = torch.from_numpy(schedule_of(config, 3).draw(0, 2))
     losses = objective_losses(trainer, batch, lam)
-    if aggregation == "ls":
-        expected = float(lam @ losses)
-    else:
-        gaps = lam * (losses - torch.tensor(z or [0.0, 0.0], dtype=torch.float64))
-        expected = float(lam[gaps.argmax()] * losses[gaps.argmax()])  # the subgradient's objective, weighted
     total = trainer.training_step(trainer.model, batch)
-    assert float(total) == pytest.approx(expected, rel=1e-5)
+    assert float(total) == pytest.approx(expected_aggregation(aggregation, lam, losses, z), rel=1e-5)
     for layer in panacea_layers(trainer.model):  # the hook wrote the step's lambda everywhere
         assert torch.equal(layer._preference, lam.float())
+
+
+def expected_aggregation(aggregation, lam, losses, z=None) -> float:
+    if aggregation == "ls":
+        return float(lam @ losses)
+    gaps = lam * (losses - torch.tensor(z or [0.0, 0.0], dtype=torch.float64))
+    return float(lam[gaps.argmax()] * losses[gaps.argmax()])  # the subgradient's objective, weighted
+
+
+def sft_trainer(folder, tiny_lm_dir, config: PanaceaConfig, seed=3):
+    return build_response_trainer(
+        tiny_lm_dir, RESPONSES, output_dir=folder, loss_fn=objective_loss_fn(config),
+        weighting=aggregation_weighting(config), schedule=schedule_of(config, seed), model_hook=set_preference,
+        adapter=SVDLoraAdapter(SVDLoraSpec(2, init=config.init)), settings=config.train, seed=0,
+        training_overrides=OVERRIDES,
+    )
+
+
+@pytest.mark.parametrize("aggregation, z", [("ls", None), ("tche", None), ("tche", [5.0, 0.0])])
+def test_an_sft_step_is_the_hand_computed_aggregation_of_nlls(tmp_path, tiny_lm_dir, aggregation, z):
+    config = method(variant="sft", aggregation=aggregation, tche_z=z)
+    trainer = sft_trainer(tmp_path / "s", tiny_lm_dir, config)
+    randomise(trainer.model)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    lam = torch.from_numpy(schedule_of(config, 3).draw(0, 2))
+    set_preference(trainer.model, lam)
+    with torch.no_grad():  # NLL_k by hand: transformers' causal-LM loss on objective k's responses
+        losses = torch.stack([trainer.model(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"],
+                                            labels=sub["labels"]).loss for sub in batch["objectives"]]).double()
+    set_preference(trainer.model, None)
+    total = trainer.training_step(trainer.model, batch)
+    assert float(total) == pytest.approx(expected_aggregation(aggregation, lam, losses, z), rel=1e-5)
+    for layer in panacea_layers(trainer.model):
+        assert torch.equal(layer._preference, lam.float())
+
+
+def test_a_per_response_lambda_is_written_once_per_row(tmp_path, tiny_lm_dir):
+    trainer = sft_trainer(tmp_path / "s", tiny_lm_dir, method(variant="sft", per_sample=True))
+    trainer.training_step(trainer.model, trainer.data_collator([trainer.train_dataset[i] for i in range(3)]))
+    written = panacea_layers(trainer.model)[0]._preference
+    assert written.shape == (3, 2)  # one row per response (a pair batch writes 2 x 3)
+    torch.testing.assert_close(written, trainer._w.float())
 
 
 def test_per_pair_lambda_reaches_both_responses_of_each_pair(tmp_path, tiny_lm_dir):
@@ -107,7 +143,7 @@ def test_training_makes_the_one_model_depend_on_lambda(tmp_path, tiny_lm_dir):
     config = method(train=dataclasses.replace(method().train, max_steps=6))
     save_dir = train_preference(
         tiny_lm_dir, PAIRS, save_dir=tmp_path / "model", loss_fn=dpo_pair_loss(BETA),
-        weighting=aggregation_weighting(config), schedule=schedule_of(config, 3), model_hook=embed_preference,
+        weighting=aggregation_weighting(config), schedule=schedule_of(config, 3), model_hook=set_preference,
         adapter=SVDLoraAdapter(SVDLoraSpec(2)), settings=config.train, seed=0, training_overrides=OVERRIDES,
     )
     family = PanaceaFamily(save_dir, 2)
@@ -142,6 +178,10 @@ def test_config_checks():
         PanaceaConfig(tche_z=[0.0, float("nan")])
     with pytest.raises(ConfigError, match="method.init="):
         PanaceaConfig(init="kaiming")
+    with pytest.raises(ConfigError, match="method.variant='rlhf'.*dpo, sft"):
+        PanaceaConfig(variant="rlhf")
+    with pytest.raises(ConfigError, match="did you mean 'sequence'"):
+        PanaceaConfig(variant="sft", nll_normalisation="sequences")
     config = load_run_config("configs/embedded/panacea.yaml", ["method.tche_z=[0,0,0]"], method_cls=PanaceaConfig)
     with pytest.raises(ConfigError, match="tche_z has 3 entries"):
         config.method.check_run(config)

@@ -1,5 +1,6 @@
-"""Panacea end to end through the CLI on the embedded task: train one SVD-LoRA model, evaluate its front by
-setting lambda per preference, and resume a killed run to the uninterrupted run's weights."""
+"""Panacea end to end through the CLI on the embedded task (DPO and SFT variants): train one SVD-LoRA model,
+evaluate its front by setting lambda per preference, and resume a killed run to the uninterrupted run's
+weights."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from moalign.methods.panacea import PanaceaFamily
 pytestmark = pytest.mark.slow
 
 CONFIG = "configs/embedded/panacea.yaml"
+SFT_CONFIG = "configs/embedded/panacea_sft.yaml"
 SMALL = [
     "task.num_test_prompts=4",
     "eval.stats_samples=40",
@@ -32,29 +34,32 @@ SMALL = [
 ]
 
 
-def _adapter(run_dir: Path, aggregation: str) -> dict:
-    return load_file(run_dir / "train" / f"panacea-{aggregation}" / "adapter_model.safetensors")
+def _adapter(run_dir: Path, stage: str) -> dict:
+    return load_file(run_dir / "train" / stage / "adapter_model.safetensors")
 
 
-@pytest.mark.parametrize("aggregation", ["ls", "tche"])
-def test_cli_run_is_evaluated_and_a_killed_run_resumes_to_the_same_weights(tmp_path, preference_hooks, aggregation):
+@pytest.mark.parametrize("variant, aggregation", [("dpo", "ls"), ("dpo", "tche"), ("sft", "ls")])
+def test_cli_run_is_evaluated_and_a_killed_run_resumes_to_the_same_weights(tmp_path, request, variant, aggregation):
+    hooks = request.getfixturevalue("preference_hooks" if variant == "dpo" else "response_hooks")
+    config = CONFIG if variant == "dpo" else SFT_CONFIG
+    stage = f"panacea-{aggregation}" if variant == "dpo" else f"panacea-sft-{aggregation}"
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     common = [*SMALL, f"method.aggregation={aggregation}"]
-    assert main(["train", "panacea", CONFIG, f"run_dir={straight}", *common]) == 0
+    assert main(["train", "panacea", config, f"run_dir={straight}", *common]) == 0
 
     family = load_family(straight)
-    assert isinstance(family, PanaceaFamily) and family.name == f"panacea-{aggregation}"
+    assert isinstance(family, PanaceaFamily) and family.name == stage
     metrics = load_metrics(straight)["metrics"]
     assert metrics["n_points"]["value"] == 3  # one front point per evaluated preference, from the one model
     assert metrics["hypervolume"]["value"] >= 0
 
-    fired = preference_hooks.kill_after(2)
-    with pytest.raises(preference_hooks.Killed):
-        main(["train", "panacea", CONFIG, f"run_dir={killed}", *common])
-    assert fired and not (killed / "train" / f"panacea-{aggregation}").exists()
-    preference_hooks.clear()
-    steps = preference_hooks.record_steps()
-    assert main(["train", "panacea", CONFIG, f"run_dir={killed}", *common]) == 0
+    fired = hooks.kill_after(2)
+    with pytest.raises(hooks.Killed):
+        main(["train", "panacea", config, f"run_dir={killed}", *common])
+    assert fired and not (killed / "train" / stage).exists()
+    hooks.clear()
+    steps = hooks.record_steps()
+    assert main(["train", "panacea", config, f"run_dir={killed}", *common]) == 0
     assert steps[fired[0]] == [3, 4]  # resumed after the step-2 checkpoint, not from step 0
-    a, b = _adapter(straight, aggregation), _adapter(killed, aggregation)
+    a, b = _adapter(straight, stage), _adapter(killed, stage)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

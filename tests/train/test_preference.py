@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from bread_pairs import PAIRS
 from moalign.config import LoraSettings, TrainSettings
@@ -14,6 +13,7 @@ from moalign.methods.mgda import MGDAWeighting
 from moalign.train.losses import dpo_loss, dpo_pair_loss
 from moalign.train.preference_run import build_preference_trainer
 from moalign.train.weighting import FixedWeights
+from stop_at import StopAt
 
 
 def make(tmp_path, tiny_lm_dir, weighting, *, batch=4, ga=1, steps=2, lora=0, reference="precomputed", sub="run",
@@ -91,15 +91,6 @@ def test_uniform_gradient_path_equals_linear_path(tmp_path, tiny_lm_dir):
     a, b = params(linear), params(grads)
     for n in a:
         torch.testing.assert_close(a[n], b[n], atol=1e-6, rtol=1e-5)
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
 
 
 @pytest.mark.parametrize("mode", ["decoupled", "groupdro"])

@@ -12,6 +12,11 @@ Unknown scores (NaN) never enter a pair for that objective. How many pairs per p
 
 Each pair carries the full score vectors of both responses (all of ``scored.objectives``).
 
+**Winning responses** (:func:`winning_responses`, SFT data from pairs: Panacea's SFT variant). For each
+objective and prompt, the responses that objective chose in some pair and rejected in none: from scores
+(``mode="all"``) the top-scoring response (all of them on a tie at the top), from a dataset's single pair the
+chosen one.
+
 **Conflicts** (SIPO, spec section 11). Two responses to one prompt form a *comparison*; it is *conflicting*
 when two objectives disagree on which of the two is chosen. An objective that ties on the comparison has no
 pair for it and takes no part (SIPO's chosen_id = -1). A comparison ranked by only one objective is neither
@@ -115,6 +120,31 @@ def _resolve_objectives(available: list[str], wanted: list[str] | None) -> list[
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ValueError(f"objective {name!r} is not scored here; {hint}available: {', '.join(available)}")
     return list(wanted)
+
+
+def winning_responses(pairs: PairSet, objectives: list[str] | None = None) -> dict[str, ScoredSet]:
+    """Per objective (default: in order of first appearance), the responses it ranks top (module docstring),
+    each once, in pair order; a response's id is that of the first pair it wins, its scores the chosen
+    side's (NaN where unknown)."""
+    names = list(dict.fromkeys(pairs.objective)) if objectives is None else list(objectives)
+    width = len(pairs.objectives)
+    scores = pairs.chosen_scores if pairs.chosen_scores is not None else np.full((len(pairs), width), np.nan)
+    out = {}
+    for name in names:
+        rows = [i for i, o in enumerate(pairs.objective) if o == name]
+        if not rows:
+            raise ValueError(f"objective {name!r} has no pairs; pairs exist for {sorted(set(pairs.objective))}")
+        beaten = {(pairs.prompts[i], pairs.rejected[i]) for i in rows}
+        keep = {}
+        for i in rows:
+            key = (pairs.prompts[i], pairs.chosen[i])
+            if key not in beaten and key not in keep:
+                keep[key] = i
+        index = list(keep.values())
+        out[name] = ScoredSet([pairs.prompts[i] for i in index], [pairs.chosen[i] for i in index],
+                              np.asarray(scores, dtype=np.float64).reshape(len(pairs), width)[index],
+                              list(pairs.objectives), [pairs.ids[i] for i in index])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------

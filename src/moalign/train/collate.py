@@ -1,4 +1,4 @@
-"""Per-objective preference pairs -> token ids, a step dataset and a collator.
+"""Per-objective preference pairs (or responses) -> token ids, a step dataset and a collator.
 
 One training item carries **one pair per objective** (K objectives -> K sub-batches per step), because
 MGDA-style methods need each objective's loss on its own data in every step. Item ``i`` takes pair
@@ -8,7 +8,8 @@ are cycled, and the Trainer's own sampler shuffles ``i``, so every pair is seen 
 Per-pair float columns (precomputed reference log-probs, MODPO margins) travel with the tokens, so the
 reference can be computed once and cached with the dataset. :func:`build_preference_dataset` is the one way
 from the run's pair sets to this dataset (the trainer, the reference cache and MODPO's margins all use it, so
-they tokenise identically).
+they tokenise identically). Responses alone (SFT rows: Panacea's SFT variant) take the same road with one
+row per item and objective instead of two: :func:`build_response_dataset` and :func:`collate_responses`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from moalign.data.schema import PairSet
+from moalign.data.schema import PairSet, ScoredSet
 from moalign.train.logps import IGNORE_INDEX
 
 REF_COLUMNS = ("ref_chosen", "ref_rejected")
@@ -54,8 +55,18 @@ def tokenize_pairs(tokenizer, pairs: PairSet, max_length: int, add_eos: bool = T
     return rows
 
 
+def tokenize_responses(tokenizer, prompts: Sequence[str], responses: Sequence[str], max_length: int,
+                       add_eos: bool = True) -> list[dict]:
+    """One dict per (prompt, response): ids and labels of its one row (SFT data)."""
+    rows = []
+    for prompt, response in zip(prompts, responses, strict=True):
+        ids, labels = tokenize_response(tokenizer, prompt, response, max_length, add_eos)
+        rows.append({"ids": ids, "labels": labels})
+    return rows
+
+
 class PreferenceDataset(torch.utils.data.Dataset):
-    """K tokenised pair lists (one per objective); item i holds one pair of each."""
+    """K tokenised pair (or response) lists, one per objective; item i holds one row of each."""
 
     def __init__(self, objectives: Sequence[str], rows: Sequence[list[dict]], seed: int = 0):
         if len(objectives) != len(rows) or not objectives:
@@ -114,47 +125,68 @@ def pad(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
     return out
 
 
+def _padded(ids: Sequence[Sequence[int]], labels: Sequence[Sequence[int]], pad_id: int) -> dict:
+    return {"input_ids": pad(ids, pad_id), "attention_mask": pad([[1] * len(s) for s in ids], 0),
+            "labels": pad(labels, IGNORE_INDEX)}
+
+
 def collate_objective(rows: Sequence[dict], pad_id: int) -> dict:
     """One objective's sub-batch: 2B rows (chosen first, then rejected) and any float columns."""
     ids = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
     labels = [r["chosen_labels"] for r in rows] + [r["rejected_labels"] for r in rows]
-    input_ids = pad(ids, pad_id)
-    batch = {
-        "input_ids": input_ids,
-        "attention_mask": pad([[1] * len(s) for s in ids], 0),
-        "labels": pad(labels, IGNORE_INDEX),
-    }
+    batch = _padded(ids, labels, pad_id)
     skip = {"chosen_ids", "chosen_labels", "rejected_ids", "rejected_labels"}
     for name in (k for k in rows[0] if k not in skip):
         batch[name] = torch.tensor([r[name] for r in rows], dtype=torch.float64)
     return batch
 
 
-class PreferenceCollator:
-    """Items of :class:`PreferenceDataset` -> ``{"objectives": [sub_batch_1, ..., sub_batch_K]}``."""
+def collate_responses(rows: Sequence[dict], pad_id: int) -> dict:
+    """One objective's sub-batch of responses alone: B rows and any float columns."""
+    batch = _padded([r["ids"] for r in rows], [r["labels"] for r in rows], pad_id)
+    for name in (k for k in rows[0] if k not in ("ids", "labels")):
+        batch[name] = torch.tensor([r[name] for r in rows], dtype=torch.float64)
+    return batch
 
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
+
+class PreferenceCollator:
+    """Items of :class:`PreferenceDataset` -> ``{"objectives": [sub_batch_1, ..., sub_batch_K]}``; ``collate``
+    makes one sub-batch (:func:`collate_objective` for pairs, :func:`collate_responses` for responses)."""
+
+    def __init__(self, pad_id: int, collate=collate_objective):
+        self.pad_id, self.collate = pad_id, collate
 
     def __call__(self, items: Sequence[dict]) -> dict:
         num_objectives = len(items[0]["pairs"])
-        return {"objectives": [collate_objective([it["pairs"][k] for it in items], self.pad_id) for k in range(num_objectives)]}
+        return {"objectives": [self.collate([it["pairs"][k] for it in items], self.pad_id) for k in range(num_objectives)]}
+
+
+def _after_prompts(prompts: Sequence[str], responses: Sequence[str], separator: str) -> list[str]:
+    """Each response as the text that follows its prompt: after ``separator`` (HH prompts end with
+    "Assistant:"), as in SFT, unless the prompt already ends with whitespace (chat templates end with a
+    newline) or the response starts with it."""
+    return [r if (not separator or r[:1].isspace() or p[-1:].isspace()) else separator + r
+            for p, r in zip(prompts, responses, strict=True)]
 
 
 def build_preference_dataset(
     tokenizer, pairsets: Mapping[str, PairSet], max_length: int, seed: int, separator: str = " "
 ) -> PreferenceDataset:
-    """Tokenised pairs, one list per objective.
-
-    A response follows its prompt after ``separator`` (HH prompts end with "Assistant:"), as in SFT, unless
-    the prompt already ends with whitespace (chat templates end with a newline) or the response starts with it.
-    """
+    """Tokenised pairs, one list per objective; responses joined to prompts by :func:`_after_prompts`."""
     prepared = {}
     for name, pairs in pairsets.items():
-        def join(responses, pairs=pairs):
-            return [r if (not separator or r[:1].isspace() or p[-1:].isspace()) else separator + r
-                    for p, r in zip(pairs.prompts, responses, strict=True)]
-
-        prepared[name] = PairSet(list(pairs.prompts), join(pairs.chosen), join(pairs.rejected),
-                                 list(pairs.objective), ids=list(pairs.ids))
+        prepared[name] = PairSet(list(pairs.prompts), _after_prompts(pairs.prompts, pairs.chosen, separator),
+                                 _after_prompts(pairs.prompts, pairs.rejected, separator), list(pairs.objective),
+                                 ids=list(pairs.ids))
     return PreferenceDataset.from_pairsets(tokenizer, prepared, max_length, seed)
+
+
+def build_response_dataset(
+    tokenizer, responsesets: Mapping[str, ScoredSet], max_length: int, seed: int, separator: str = " "
+) -> PreferenceDataset:
+    """Tokenised responses (each objective's SFT rows), one list per objective, joined as the pairs are."""
+    names = list(responsesets)
+    rows = [tokenize_responses(tokenizer, responsesets[n].prompts,
+                               _after_prompts(responsesets[n].prompts, responsesets[n].responses, separator),
+                               max_length) for n in names]
+    return PreferenceDataset(names, rows, seed)

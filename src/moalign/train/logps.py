@@ -69,3 +69,9 @@ def pair_logps(model, batch: dict) -> ResponseLogps:
     counts = response_token_counts(batch["labels"])
     half = logps.shape[0] // 2
     return ResponseLogps(logps[:half], logps[half:], counts[:half], counts[half:])
+
+
+def response_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-probs (B,) and token counts (B,) of a collated batch of B responses alone (SFT rows)."""
+    logps = sequence_logps(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    return logps, response_token_counts(batch["labels"])

@@ -6,7 +6,8 @@ rejected response, shape (B,), and returns per-pair values, shape (B,). The trai
 The trainer calls a method's loss as ``loss_fn(logps: PairLogps, k: int, w) -> (B,)``: ``k`` indexes the
 objective whose sub-batch this is, ``w`` is the step's preference from the trainer's schedule (a float64
 CPU tensor, (K,) or (B, K) per pair; None when the trainer has no schedule). A loss that does not depend on
-the preference ignores ``w``.
+the preference ignores ``w``. Responses alone (SFT rows, Panacea's SFT variant) come as
+:class:`ResponseLogps` to a ``loss_fn(logps: ResponseLogps, k, w) -> (B,)`` such as :func:`nll_loss`.
 """
 
 from __future__ import annotations
@@ -78,5 +79,39 @@ def dpo_pair_loss(beta: float):
 
     def loss_fn(logps: PairLogps, k: int, w=None) -> torch.Tensor:
         return dpo_loss(logps.policy_chosen, logps.policy_rejected, logps.ref_chosen, logps.ref_rejected, beta)
+
+    return loss_fn
+
+
+@dataclass
+class ResponseLogps:
+    """Summed log-probs (B,) of one objective's B responses (SFT rows), their token counts and float columns."""
+
+    policy: torch.Tensor
+    tokens: torch.Tensor
+    columns: dict = field(default_factory=dict)
+
+
+NLL_NORMALISATIONS = ("token", "sequence")
+
+
+def nll_loss(normalisation: str = "token"):
+    """Negative log-likelihood of the responses as the trainer's ``loss_fn(logps: ResponseLogps, k, w) -> (B,)``.
+
+    ``"token"``: the sub-batch's mean over tokens (TRL's SFT loss: every token counts once, long responses
+    weigh more); the per-row values are -log p(y_i) / mean_i(tokens_i), so their mean is
+    sum_i -log p(y_i) / sum_i tokens_i. ``"sequence"``: -log p(y_i) / tokens_i, each response's own mean.
+
+    >>> t = torch.tensor
+    >>> logps = ResponseLogps(t([-6.0, -1.0]), t([3, 1]))
+    >>> float(nll_loss()(logps, 0).mean()), nll_loss("sequence")(logps, 0).tolist()  # 7 / 4; 6 / 3, 1 / 1
+    (1.75, [2.0, 1.0])
+    """
+    if normalisation not in NLL_NORMALISATIONS:
+        raise ValueError(f"normalisation={normalisation!r}: choose one of {', '.join(NLL_NORMALISATIONS)}")
+
+    def loss_fn(logps: ResponseLogps, k: int, w=None) -> torch.Tensor:
+        tokens = logps.tokens.clamp_min(1).to(logps.policy.dtype)
+        return -logps.policy / (tokens if normalisation == "sequence" else tokens.mean())
 
     return loss_fn

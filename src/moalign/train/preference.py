@@ -9,8 +9,9 @@ precision, accelerate launch, checkpoint/resume and ``report_to`` logging are th
   reference (:mod:`moalign.train.reference`; the adapter-off reference goes through
   :class:`~moalign.models.adapters.Adapter`);
 * an optional :class:`~moalign.train.schedule.PreferenceSchedule`: before each micro-batch the step's w is
-  drawn (the same on every rank), handed to the weighting, to ``model_hook(model, w)`` (e.g. Panacea writes
-  w into its SVD-LoRA layers) and to the loss; the schedule is recorded with each checkpoint;
+  drawn (the same on every rank), handed to the weighting, to ``model_hook(model, w_rows)`` (e.g. Panacea
+  writes w into its SVD-LoRA layers; ``w_rows`` is w, or with a per-pair w one row per forward row: the
+  chosen rows' then the rejected rows') and to the loss; the schedule is recorded with each checkpoint;
 * an :class:`~moalign.train.weighting.ObjectiveWeighting` that turns the K losses into coefficients;
 * checkpoints stamped complete (:mod:`moalign.train.checkpoints`), so a resume never starts from a torn one.
 
@@ -42,7 +43,7 @@ from transformers import Trainer
 
 from moalign.models.adapters import LORA, Adapter
 from moalign.train.checkpoints import CompleteCheckpointMarker
-from moalign.train.collate import PreferenceCollator
+from moalign.train.collate import PreferenceCollator, collate_objective
 from moalign.train.logps import pair_logps
 from moalign.train.losses import PairLogps
 from moalign.train.reference import check_reference_mode, reference_pair_logps
@@ -55,7 +56,15 @@ LAYER_RE = re.compile(r"\.layers\.(\d+)\.")
 
 
 class MultiObjectivePreferenceTrainer(Trainer):
-    """``Trainer`` over :class:`~moalign.train.collate.PreferenceDataset` batches with a pure pair loss."""
+    """``Trainer`` over :class:`~moalign.train.collate.PreferenceDataset` batches with a pure pair loss.
+
+    What is specific to pairs (the sub-batch collation, the forward and reference of :meth:`objective_loss`,
+    the rows of a forward per pair) is kept in a few members, so that
+    :class:`~moalign.train.multi_sft.MultiObjectiveSFTTrainer` trains responses alone on the same steps.
+    """
+
+    collate_sub_batch = staticmethod(collate_objective)
+    forward_rows_per_item = 2  # a pair's chosen and rejected rows
 
     def __init__(
         self,
@@ -74,7 +83,7 @@ class MultiObjectivePreferenceTrainer(Trainer):
         tokenizer = kwargs.get("processing_class")
         if kwargs.get("data_collator") is None and tokenizer is not None:
             pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            kwargs["data_collator"] = PreferenceCollator(pad_id)
+            kwargs["data_collator"] = PreferenceCollator(pad_id, self.collate_sub_batch)
         kwargs["callbacks"] = [CompleteCheckpointMarker(), *(kwargs.get("callbacks") or [])]
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
@@ -193,10 +202,11 @@ class MultiObjectivePreferenceTrainer(Trainer):
         step = self.state.global_step  # steps done so far = the 0-based index of this step
         self._micro = self._micro + 1 if step == self._w_step else 0
         self._w_step = step
-        self._w = self._draw(step, self._micro, rows=batches[0]["input_ids"].shape[0] // 2)
+        self._w = self._draw(step, self._micro, rows=batches[0]["input_ids"].shape[0] // self.forward_rows_per_item)
         self.weighting.set_preference(self._w)
         if self.model_hook is not None:
-            self.model_hook(self.accelerator.unwrap_model(model), self._w)
+            rows = self._w.repeat(self.forward_rows_per_item, 1) if self._w.ndim == 2 else self._w
+            self.model_hook(self.accelerator.unwrap_model(model), rows)
 
     def _draw(self, step: int, micro: int, rows: int) -> torch.Tensor:
         """The schedule's w: (K,), or this process's rows of the step's global batch (per-sample)."""

@@ -6,7 +6,8 @@ per-objective pairs, attaches extra per-pair columns (MODPO margins), prepares t
 once by default, the fastest; or a chosen reference model) and returns a ready
 :class:`MultiObjectivePreferenceTrainer`. ``train_preference`` trains it, resuming from the newest complete
 checkpoint in ``checkpoint_dir``, and saves the model (or adapter) and the tokenizer plus ``history.jsonl``
-(per-step losses, weights and preferences).
+(per-step losses, weights and preferences). ``build_response_trainer`` / ``train_responses`` do the same
+for responses alone (Panacea's SFT variant: :class:`~moalign.train.multi_sft.MultiObjectiveSFTTrainer`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from moalign.config import ModelConfig, TrainSettings
-from moalign.data.schema import PairSet
+from moalign.data.schema import PairSet, ScoredSet
 from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
 from moalign.train.args import training_kwargs
 from moalign.train.checkpoints import last_complete_checkpoint
-from moalign.train.collate import PreferenceDataset, build_preference_dataset
+from moalign.train.collate import PreferenceDataset, build_preference_dataset, build_response_dataset
+from moalign.train.multi_sft import MultiObjectiveSFTTrainer
 from moalign.train.preference import MultiObjectivePreferenceTrainer
 from moalign.train.reference import check_reference_mode, pad_id_of, precompute_reference
 from moalign.train.saving import save_policy
@@ -105,22 +107,63 @@ def build_preference_trainer(
     """
     start = as_model_config(model)
     check_reference_mode(reference)
+    policy, tokenizer, base_name = _starting_policy(start, adapter, settings, seed)
+    dataset = build_preference_dataset(tokenizer, pairsets, settings.max_length, seed)
+    _attach_columns(dataset, columns)
+    ref = _prepare_reference(dataset, policy, tokenizer, reference=reference, ref_model=ref_model, start=start,
+                             adapter=adapter)
+    trainer = MultiObjectivePreferenceTrainer(
+        model=policy, args=_training_args(settings, output_dir, seed, training_overrides), train_dataset=dataset,
+        processing_class=tokenizer, callbacks=list(callbacks), loss_fn=loss_fn, weighting=weighting,
+        schedule=schedule, model_hook=model_hook, reference=reference, ref_model=ref, adapter=adapter,
+        per_objective_gradients=per_objective_gradients, grad_layers=grad_layers,
+    )
+    trainer.moalign_base_name = base_name  # saved adapters name the base as the caller gave it
+    return trainer
+
+
+def _starting_policy(start: ModelConfig, adapter: Adapter, settings: TrainSettings, seed: int):
+    """(trainable policy, tokenizer, base name): the model as given, with a new adapter when it has none."""
     set_seed(seed)  # a new adapter's weights are drawn from the seed
     policy, base_name = load_model(start, adapter, trainable=True)
     tokenizer = load_model_tokenizer(start, adapter)
     if not adapter.is_saved(start.name_or_path):
         policy = adapter.build(policy, settings)
-    dataset = build_preference_dataset(tokenizer, pairsets, settings.max_length, seed)
-    _attach_columns(dataset, columns)
-    ref = _prepare_reference(dataset, policy, tokenizer, reference=reference, ref_model=ref_model, start=start,
-                             adapter=adapter)
-    args = TrainingArguments(**{**training_kwargs(settings, output_dir, seed), **(training_overrides or {})})
-    trainer = MultiObjectivePreferenceTrainer(
-        model=policy, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks),
-        loss_fn=loss_fn, weighting=weighting, schedule=schedule, model_hook=model_hook, reference=reference,
-        ref_model=ref, adapter=adapter, per_objective_gradients=per_objective_gradients, grad_layers=grad_layers,
+    return policy, tokenizer, base_name
+
+
+def _training_args(settings: TrainSettings, output_dir, seed: int, overrides: Mapping | None) -> TrainingArguments:
+    return TrainingArguments(**{**training_kwargs(settings, output_dir, seed), **(overrides or {})})
+
+
+def build_response_trainer(
+    model: ModelConfig | str,
+    responsesets: Mapping[str, ScoredSet],
+    *,
+    loss_fn: Callable,
+    settings: TrainSettings,
+    output_dir: str | Path,
+    seed: int,
+    weighting: ObjectiveWeighting | None = None,
+    schedule: PreferenceSchedule | None = None,
+    model_hook: Callable | None = None,
+    adapter: Adapter = LORA,
+    per_objective_gradients: bool | None = None,
+    training_overrides: Mapping | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> MultiObjectiveSFTTrainer:
+    """A ready-to-train :class:`MultiObjectiveSFTTrainer` on each objective's responses
+    (``responsesets[objective]``: its prompts and responses); ``loss_fn(logps: ResponseLogps, k, w)``, e.g.
+    :func:`moalign.train.losses.nll_loss`. The other arguments are :func:`build_preference_trainer`'s."""
+    start = as_model_config(model)
+    policy, tokenizer, base_name = _starting_policy(start, adapter, settings, seed)
+    trainer = MultiObjectiveSFTTrainer(
+        model=policy, args=_training_args(settings, output_dir, seed, training_overrides),
+        train_dataset=build_response_dataset(tokenizer, responsesets, settings.max_length, seed),
+        processing_class=tokenizer, callbacks=list(callbacks), loss_fn=loss_fn, weighting=weighting,
+        schedule=schedule, model_hook=model_hook, adapter=adapter, per_objective_gradients=per_objective_gradients,
     )
-    trainer.moalign_base_name = base_name  # saved adapters name the base as the caller gave it
+    trainer.moalign_base_name = base_name
     return trainer
 
 
@@ -140,6 +183,26 @@ def train_preference(
     """
     output_dir = checkpoint_dir if checkpoint_dir is not None else save_dir
     trainer = build_preference_trainer(model, pairsets, output_dir=output_dir, **kwargs)
+    return _train_and_save(trainer, save_dir, checkpoint_dir)
+
+
+def train_responses(
+    model: ModelConfig | str,
+    responsesets: Mapping[str, ScoredSet],
+    *,
+    save_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    **kwargs,
+) -> Path:
+    """:func:`train_preference` on each objective's responses alone (``kwargs`` go to
+    :func:`build_response_trainer`): resumable the same way, saved the same way."""
+    output_dir = checkpoint_dir if checkpoint_dir is not None else save_dir
+    trainer = build_response_trainer(model, responsesets, output_dir=output_dir, **kwargs)
+    return _train_and_save(trainer, save_dir, checkpoint_dir)
+
+
+def _train_and_save(trainer, save_dir: str | Path, checkpoint_dir: str | Path | None) -> Path:
+    """Train (from the newest complete checkpoint in ``checkpoint_dir``), save the policy and the history."""
     resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     trainer.train(resume_from_checkpoint=resume)
     save_dir = save_policy(trainer, save_dir, adapter=trainer.adapter, base_name=trainer.moalign_base_name)

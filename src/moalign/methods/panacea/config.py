@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from moalign.config import ConfigError, LoraSettings, TrainSettings, check_choice, check_range
 from moalign.methods.preference_data import PairSettings, check_dpo_settings
 from moalign.models.svd_lora import INITS
+from moalign.train.losses import NLL_NORMALISATIONS
 
 AGGREGATIONS = ("ls", "tche")
-VARIANTS = ("dpo",)
+VARIANTS = ("dpo", "sft")
 
 
 def _svd_lora_train() -> TrainSettings:
@@ -19,13 +20,17 @@ def _svd_lora_train() -> TrainSettings:
 
 @dataclass
 class PanaceaConfig:
-    """Panacea (Zhong et al., NeurIPS 2024), DPO variant: one SVD-LoRA model for the whole front.
+    """Panacea (Zhong et al., NeurIPS 2024): one SVD-LoRA model for the whole front.
 
     ``train.lora.r`` is k, the preference-agnostic singular values (the adapter's rank is k + m, m = number of
     objectives); ``train.lora.alpha`` / ``dropout`` / ``target_modules`` are LoRA's. Each optimiser step draws
-    lambda ~ Dirichlet(``dirichlet_alpha``) (Algorithm 1: once per batch; ``per_sample`` draws one per pair,
-    ``ls`` only), writes it into every layer and minimises sum_k lambda_k L_k (``ls``) or
+    lambda ~ Dirichlet(``dirichlet_alpha``) (Algorithm 1: once per batch; ``per_sample`` draws one per pair
+    or response, ``ls`` only), writes it into every layer and minimises sum_k lambda_k L_k (``ls``) or
     max_k lambda_k (L_k - z_k) (``tche``, z = ``tche_z``, default 0 [UNKNOWN in the paper]).
+
+    ``variant``: ``dpo`` (L_k = objective k's DPO loss, ``beta``, ``reference``) or ``sft`` (L_k = the NLL of
+    objective k's responses, the ones it ranks top in the pairs, normalised per ``nll_normalisation``:
+    ``token`` as TRL's SFT loss, or ``sequence``; ``beta`` and ``reference`` are unused).
     """
 
     variant: str = "dpo"
@@ -36,6 +41,7 @@ class PanaceaConfig:
     per_sample: bool = False
     init: str = "lora"  # lora (B = 0, sigma = s = 1) | svd (AdaLoRA: A, B ~ N(0, 0.02), sigma = s = 0) [INF]
     reference: str = "precomputed"  # precomputed | model | adapter: the base model every time
+    nll_normalisation: str = "token"  # sft: token (TRL's SFT loss) | sequence (each response's own mean)
     pairs: PairSettings = field(default_factory=PairSettings)
     train: TrainSettings = field(default_factory=_svd_lora_train)
 
@@ -43,6 +49,7 @@ class PanaceaConfig:
         check_choice("method.variant", self.variant, VARIANTS)
         check_choice("method.aggregation", self.aggregation, AGGREGATIONS)
         check_choice("method.init", self.init, INITS)
+        check_choice("method.nll_normalisation", self.nll_normalisation, NLL_NORMALISATIONS)
         check_dpo_settings(self.beta, self.reference)
         check_range("method.dirichlet_alpha", self.dirichlet_alpha, low=0, strict=True,
                     fix="1.0 draws lambda uniformly from the simplex")

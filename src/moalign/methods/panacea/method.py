@@ -1,18 +1,30 @@
-"""Panacea's stages: pairs -> (reference cache) -> train/panacea-<aggregation>; the family is the one model."""
+"""Panacea's stages: pairs -> (reference cache) -> train/panacea-<aggregation> (DPO) or
+train/panacea-sft-<aggregation> (SFT); the family is the one model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from moalign.config import RunConfig
+from moalign.data.io import load_pairs
+from moalign.io_utils import atomic_write_json
 from moalign.methods.panacea.config import PanaceaConfig
 from moalign.methods.panacea.family import PanaceaFamily
-from moalign.methods.panacea.training import aggregation_weighting, embed_preference
-from moalign.methods.preference_data import cached_reference, load_pairsets, pairs_stage, reference_columns
+from moalign.methods.panacea.training import aggregation_weighting, objective_loss_fn, sft_responses
+from moalign.methods.preference_data import (
+    PAIRS_FILE,
+    cached_reference,
+    load_pairsets,
+    pairs_stage,
+    reference_columns,
+)
 from moalign.methods.stages import training_stage
 from moalign.models.adapters import SVDLoraAdapter
-from moalign.models.svd_lora import SVDLoraSpec
+from moalign.models.svd_lora import SVDLoraSpec, set_preference
 from moalign.pipeline import Run
-from moalign.train.losses import dpo_pair_loss
 from moalign.train.schedule import PreferenceSchedule
+
+RESPONSES_INFO = "responses_info.json"
 
 
 def schedule_of(method: PanaceaConfig, seed: int) -> PreferenceSchedule:
@@ -20,28 +32,59 @@ def schedule_of(method: PanaceaConfig, seed: int) -> PreferenceSchedule:
     return PreferenceSchedule(kind="dirichlet", alpha=method.dirichlet_alpha, per_sample=method.per_sample, seed=seed)
 
 
-def train_panacea(config: RunConfig, run: Run) -> PanaceaFamily:
-    """One SVD-LoRA model trained on every objective's DPO loss at random preferences."""
-    from moalign.train.preference_run import train_preference
+def stage_name(method: PanaceaConfig) -> str:
+    return f"train/panacea-{method.aggregation}" if method.variant == "dpo" else f"train/panacea-sft-{method.aggregation}"
 
+
+def train_panacea(config: RunConfig, run: Run) -> PanaceaFamily:
+    """One SVD-LoRA model trained on every objective's loss (DPO or NLL) at random preferences."""
     method: PanaceaConfig = config.method
     objectives = list(config.task.objectives)
     method.check_run(config)
     pairs_dir = pairs_stage(config, run, method.pairs)
-    ref_stage = cached_reference(config, run, method.reference, method.train.max_length)
-    adapter = SVDLoraAdapter(SVDLoraSpec(len(objectives), init=method.init))
+    common = {"loss_fn": objective_loss_fn(method), "weighting": aggregation_weighting(method),
+              "schedule": schedule_of(method, config.seed), "model_hook": set_preference,
+              "adapter": SVDLoraAdapter(SVDLoraSpec(len(objectives), init=method.init)),
+              "settings": method.train, "seed": config.seed}
+    if method.variant == "sft":
+        train, depends = _sft_training(config, pairs_dir, common), ["pairs"]
+    else:
+        ref_stage = cached_reference(config, run, method.reference, method.train.max_length)
+        train, depends = _dpo_training(config, run, pairs_dir, ref_stage, common), ["pairs"] + ([ref_stage] if ref_stage else [])
+    inputs = {"model": config.model, "method": _hashed_fields(method), "seed": config.seed}
+    folder = training_stage(run, stage_name(method), inputs, train, depends)
+    prefix = "panacea" if method.variant == "dpo" else "panacea-sft"
+    return PanaceaFamily(folder, len(objectives), name=f"{prefix}-{method.aggregation}")
+
+
+def _hashed_fields(method: PanaceaConfig) -> dict:
+    """The method fields the training stage depends on (the pairs have their own stage; the other variant's
+    fields change nothing here)."""
+    unused = {"pairs", "nll_normalisation"} if method.variant == "dpo" else {"pairs", "beta", "reference"}
+    return {k: v for k, v in vars(method).items() if k not in unused}
+
+
+def _dpo_training(config: RunConfig, run: Run, pairs_dir: Path, ref_stage: str | None, common: dict):
+    from moalign.train.preference_run import train_preference
+
+    objectives = list(config.task.objectives)
 
     def train(ckpt_dir, out_dir):
-        train_preference(
-            config.model, load_pairsets(pairs_dir, objectives), save_dir=out_dir, checkpoint_dir=ckpt_dir,
-            loss_fn=dpo_pair_loss(method.beta), weighting=aggregation_weighting(method),
-            schedule=schedule_of(method, config.seed), model_hook=embed_preference, adapter=adapter,
-            settings=method.train, seed=config.seed, reference=method.reference,
-            columns=reference_columns(run, ref_stage, objectives),
-        )
+        train_preference(config.model, load_pairsets(pairs_dir, objectives), save_dir=out_dir,
+                         checkpoint_dir=ckpt_dir, reference=config.method.reference,
+                         columns=reference_columns(run, ref_stage, objectives), **common)
 
-    inputs = {"model": config.model, "method": {k: v for k, v in vars(method).items() if k != "pairs"},
-              "seed": config.seed}
-    depends = ["pairs"] + ([ref_stage] if ref_stage else [])
-    folder = training_stage(run, f"train/panacea-{method.aggregation}", inputs, train, depends)
-    return PanaceaFamily(folder, len(objectives), name=f"panacea-{method.aggregation}")
+    return train
+
+
+def _sft_training(config: RunConfig, pairs_dir: Path, common: dict):
+    from moalign.train.preference_run import train_responses
+
+    objectives = list(config.task.objectives)
+
+    def train(ckpt_dir, out_dir):
+        responses = sft_responses(load_pairs(pairs_dir / PAIRS_FILE), objectives)
+        train_responses(config.model, responses, save_dir=out_dir, checkpoint_dir=ckpt_dir, **common)
+        atomic_write_json(out_dir / RESPONSES_INFO, {name: len(r) for name, r in responses.items()})
+
+    return train
