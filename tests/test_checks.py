@@ -139,3 +139,62 @@ def test_the_embedded_configs_pass_and_reward_objects_skip_the_task_rewards(offl
     validate_run_config(config, task_rewards=False)
     with pytest.raises(ConfigError, match="task.rewards has 1 entries"):
         validate_run_config(config)
+
+
+# ---- train sections: report_to backends and TrainingArguments values, before the first stage ---------------
+
+
+def test_a_missing_report_to_backend_is_refused_before_any_stage_folder_is_written(tmp_path, monkeypatch):
+    import moalign.checks as checks
+    from moalign.methods.registry import method_config
+    from moalign.methods.train_run import train_method
+
+    looked_up = []
+    monkeypatch.setattr(checks, "backend_installed", lambda backend: looked_up.append(backend) or False)
+    run_dir = tmp_path / "run"
+    config = method_config("paretohqd", None, [f"run_dir={run_dir}", "method.stage2_train.report_to=tensorboard"])
+    with pytest.raises(ConfigError, match=r"method.stage2_train.report_to='tensorboard': the tensorboard package is "
+                                          r"not installed; install it with `pip install tensorboard`"):
+        train_method("paretohqd", config, evaluate=False)
+    assert looked_up == ["tensorboard"]
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("method.train.report_to=wandb", "the wandb package is not installed; install it with `pip install wandb`"),
+    ("method.train.report_to=tensorbord", "report_to='tensorbord' is not known.*did you mean 'tensorboard'"),
+    ("method.train.optim=adamw_typo", "TrainingArguments refuses these settings: adamw_typo is not a valid"),
+    ("method.train.lr_scheduler_type=cosin", "TrainingArguments refuses these settings: cosin is not a valid"),
+])
+def test_train_settings_that_would_fail_at_the_first_trainer_are_refused_first(override, message, monkeypatch):
+    import moalign.checks as checks
+    from moalign.methods.registry import method_config
+
+    monkeypatch.setattr(checks, "backend_installed", lambda backend: backend != "wandb")
+    with pytest.raises(ConfigError, match=message):
+        validate_run_config(method_config("dpo", None, [override]))
+
+
+def test_installed_backends_and_valid_training_arguments_pass(monkeypatch):
+    import moalign.checks as checks
+    from moalign.methods.registry import method_config
+
+    monkeypatch.setattr(checks, "backend_installed", lambda backend: True)
+    validate_run_config(method_config("dpo", None, ["method.train.report_to=tensorboard", "method.train.optim=sgd"]))
+    sections = [key for key, _ in checks.train_sections(method_config("ric").method, "method")]
+    assert sections == ["method.train", "method.online.train"]
+
+
+def test_evaluation_on_the_training_file_is_refused_before_any_stage_folder_is_written(tmp_path):
+    from moalign.methods.registry import method_config
+    from moalign.methods.train_run import train_method
+
+    data = tmp_path / "prefs.jsonl"
+    data.write_text('{"prompt": "Q?", "chosen": " Yes.", "rejected": " No."}\n', encoding="utf-8")
+    run_dir = tmp_path / "run"
+    task = [f"task.train_data={data}", "task.source=trl", "task.name=mine", "task.objectives=[helpful,brief]",
+            "task.rewards=[positivity,brevity]"]
+    config = method_config("dpo", None, [f"run_dir={run_dir}", *task, "task.test_split=test"])
+    with pytest.raises(ConfigError, match="would be the training data .*task.test_split=holdout:0.1"):
+        train_method("dpo", config)
+    assert not run_dir.exists()

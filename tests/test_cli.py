@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from moalign.cli import build_parser, main
 
 
@@ -116,3 +118,46 @@ def test_a_constant_objective_warns_in_one_line_and_still_selects(tmp_path, caps
     warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warning) == 1 and warning[0].startswith("moalign select: warning: ") and "ideal - 1" in warning[0]
     assert load_scored(tmp_path / "o.jsonl").responses == ["r1"]
+
+
+def test_config_verb_prints_every_field_and_loads_back_to_the_same_config(capsys, tmp_path):
+    from moalign.config import to_dict
+    from moalign.methods.registry import method_config
+
+    assert main(["config", "dpo", "method.train.optim=sgd"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "dpo.yaml").write_text(text)
+    expected = method_config("dpo", None, ["method.train.optim=sgd"])
+    assert method_config("dpo", tmp_path / "dpo.yaml") == expected
+    assert expected.method.beta == 0.5  # configs/embedded/dpo.yaml's value, not the dataclass default (0.1)
+
+    def keys(data, prefix=""):
+        return {k for key, v in data.items() for k in ([f"{prefix}{key}"] + (sorted(keys(v, f"{prefix}{key}."))
+                                                          if isinstance(v, dict) and v else []))}
+
+    import yaml
+
+    assert keys(yaml.safe_load(text)) == keys(to_dict(expected))  # every field is written out
+    assert '"\\n\\nHuman:"' in text  # a stop string with line breaks stays readable
+
+
+def test_train_help_lists_the_methods_fields(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "dpo", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: moalign train")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  method.")}
+    assert rows["method.beta"].split()[1:4] == ["float", "0.1", "#"] and "[dpo.yaml: 0.5]" in rows["method.beta"]
+    assert rows["method.train.save_steps"].split()[1:3] == ["int", "0"]
+    assert "killed stage resumes there" in rows["method.train.save_steps"]  # the field's source comment
+    assert "method.train.keep_checkpoints" in rows
+    assert "the loader gathers them here" in rows["method.train.extra"]  # the comment lines above a field
+    assert rows["method.reference"].split()[1:] == ["str", "precomputed"]  # DPOConfig's field has no comment
+
+
+def test_train_help_without_a_method_says_how_to_get_its_fields(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "`moalign train METHOD --help` also lists METHOD's fields" in out and "method.beta" not in out

@@ -164,3 +164,60 @@ def test_paretohqd_fields_are_checked_when_the_config_loads(override, message):
     with pytest.raises(ConfigError) as caught:
         load_run_config(None, [override], method_cls=ParetoHqDConfig)
     assert message in str(caught.value)
+
+
+# ---- any transformers.TrainingArguments field under a train section ----------------------------------------
+
+
+def test_training_arguments_fields_pass_through_with_their_yaml_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("method:\n  train:\n    optim: adamw_torch_fused\n    save_total_limit: 2\n    max_steps: 7\n")
+    config = load_run_config(path, ["method.train.adam_beta2=0.95", "method.train.lr_scheduler_kwargs={power: 2}"],
+                             method_cls=_Method)
+    train = config.method.train
+    assert train.max_steps == 7  # a typed field stays a field
+    assert train.extra == {"optim": "adamw_torch_fused", "save_total_limit": 2, "adam_beta2": 0.95,
+                           "lr_scheduler_kwargs": {"power": 2}}
+    assert type(train.extra["save_total_limit"]) is int and type(train.extra["adam_beta2"]) is float
+
+
+def test_training_arguments_fields_round_trip_through_the_saved_config(tmp_path):
+    config = load_run_config(None, ["method.train.optim=sgd", "method.train.save_total_limit=1"], method_cls=_Method)
+    save_config(config, tmp_path / "saved.yaml")
+    assert "extra:" in (tmp_path / "saved.yaml").read_text()
+    assert load_run_config(tmp_path / "saved.yaml", method_cls=_Method) == config
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("method.train.optimm=sgd", "did you mean 'optim'?"),
+    ("method.train.learning_rat=0.1", "did you mean 'learning_rate'?"),
+    ("method.train.save_total_limt=2", "did you mean 'save_total_limit'?"),
+])
+def test_a_misspelt_train_key_suggests_a_moalign_or_training_arguments_field(override, suggestion):
+    key = override.split("=")[0].split(".")[-1]
+    with pytest.raises(ConfigError, match=f"method.train: unknown key '{key}'.*{suggestion}"):
+        load_run_config(None, [override], method_cls=_Method)
+
+
+@pytest.mark.parametrize("override, controlled_by", [
+    ("method.train.output_dir=/tmp/x", "run_dir="),
+    ("method.train.seed=3", "the run's seed"),
+    ("method.train.remove_unused_columns=true", "always false"),
+    ("method.train.use_cpu=true", "CUDA_VISIBLE_DEVICES"),
+    ("method.train.resume_from_checkpoint=x", "rerun the command"),
+])
+def test_a_training_argument_that_moalign_sets_is_refused_naming_its_setting(override, controlled_by):
+    key = override.split("=")[0].split(".")[-1]
+    with pytest.raises(ConfigError, match=f"'{key}' is set by moalign") as err:
+        load_run_config(None, [override], method_cls=_Method)
+    assert controlled_by in str(err.value)
+
+
+def test_extra_is_checked_when_built_in_python_and_warmup_is_given_once():
+    with pytest.raises(ConfigError, match="'data_seed' is set by moalign"):
+        TrainSettings(extra={"data_seed": 1})
+    with pytest.raises(ConfigError, match="'max_steps' is a train setting of its own"):
+        TrainSettings(extra={"max_steps": 1})
+    with pytest.raises(ConfigError, match="give one of them"):
+        TrainSettings(warmup_ratio=0.1, extra={"warmup_steps": 10})
+    assert TrainSettings(extra={"warmup_steps": 10}).extra == {"warmup_steps": 10}

@@ -171,3 +171,20 @@ def test_a_read_only_run_dir_is_a_config_error_naming_the_folder(tmp_path, monke
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         Run(tmp_path / "file" / "run", echo=None)
+
+
+def test_a_setting_added_later_changes_no_existing_stage_hash_until_it_is_set():
+    import dataclasses
+
+    from moalign.config import TaskConfig, TrainSettings, to_dict
+    from moalign.pipeline import inputs_hash
+
+    settings = TrainSettings()
+    before = {k: v for k, v in to_dict(settings).items() if k not in ("keep_checkpoints", "extra")}
+    assert inputs_hash({"train": settings}) == inputs_hash({"train": before})  # as hashed before they existed
+    assert inputs_hash({"train": dataclasses.replace(settings, keep_checkpoints=True)}) != inputs_hash({"train": before})
+    assert inputs_hash({"train": dataclasses.replace(settings, extra={"optim": "sgd"})}) != inputs_hash({"train": before})
+    task = TaskConfig()
+    old_task = {k: v for k, v in to_dict(task).items() if k not in ("chat_template", "chat_tokenizer")}
+    assert inputs_hash(task) == inputs_hash(old_task)
+    assert "keep_checkpoints" in to_dict(settings)  # the saved config still writes every field

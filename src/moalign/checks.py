@@ -8,11 +8,14 @@ metadata asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
-from moalign.config import ConfigError, EvalSettings, RunConfig
+from moalign.config import ConfigError, EvalSettings, RunConfig, TrainSettings, check_choice
+from moalign.hub import offline_mode
 
 
 def validate_run_config(config: RunConfig, *, task_rewards: bool = True) -> None:
@@ -31,9 +34,57 @@ def validate_run_config(config: RunConfig, *, task_rewards: bool = True) -> None
             if base.startswith("hf:") and base[3:]:
                 check_model_source(base[3:], key=f"task.rewards[{i}]", revision=dict(parse_qsl(query)).get("revision"))
     _check_eval(config.eval, k)
+    from moalign.data.task import check_held_out
+
+    check_held_out(config.task)  # the evaluation prompts are never silently the training prompts
+    for key, settings in train_sections(config.method, "method"):
+        check_train_settings(settings, key)
     check_run = getattr(config.method, "check_run", None)
     if callable(check_run):
         check_run(config)
+
+
+def train_sections(section: Any, key: str) -> list[tuple[str, TrainSettings]]:
+    """Every :class:`TrainSettings` inside a config section, with its dotted key (``method.stage2_train``)."""
+    if isinstance(section, TrainSettings):
+        return [(key, section)]
+    if not dataclasses.is_dataclass(section) or isinstance(section, type):
+        return []
+    return [found for f in dataclasses.fields(section) for found in train_sections(getattr(section, f.name),
+                                                                                   f"{key}.{f.name}")]
+
+
+# report_to backend -> the pip package that provides it (where the names differ)
+REPORT_PACKAGES = {"comet_ml": "comet-ml", "azure_ml": "azureml-core", "dagshub": "dagshub mlflow"}
+
+
+def check_train_settings(settings: TrainSettings, key: str) -> None:
+    """ConfigError now, not after the earlier stages: a ``report_to`` backend that is not installed or not
+    known, and any value ``transformers.TrainingArguments`` refuses (``optim``, ``lr_scheduler_type``, ...)."""
+    from transformers import TrainingArguments
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    from moalign.train.args import training_kwargs
+
+    for backend in (b.strip() for b in str(settings.report_to).split(",")):
+        if backend in ("none", "all", ""):
+            continue
+        check_choice(f"{key}.report_to", backend, ["none", "all", *INTEGRATION_TO_CALLBACK])
+        if backend != "flyte" and not backend_installed(backend):  # flyte's callback needs no package of its own
+            package = REPORT_PACKAGES.get(backend, backend)
+            raise ConfigError(f"{key}.report_to={backend!r}: the {package} package is not installed; install it "
+                              f"with `pip install {package}`, or set {key}.report_to=none")
+    try:
+        TrainingArguments(**training_kwargs(settings, "unused", 0))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{key}: transformers.TrainingArguments refuses these settings: {err}") from None
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether transformers finds the package behind ``report_to`` backend ``backend`` (its own look-up)."""
+    from transformers.integrations.integration_utils import get_available_reporting_integrations
+
+    return backend in get_available_reporting_integrations()
 
 
 def _check_eval(settings: EvalSettings, k: int) -> None:
@@ -102,10 +153,8 @@ def _check_hub_model(name: str, key: str, revision: str | None) -> None:
                           f"folder ({MODEL_FOLDER}), a Hub id (org/name) or 'embedded'") from None
     if isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str):
         return
-    offline = constants.HF_HUB_OFFLINE or any(
-        os.environ.get(var, "").upper() in ("1", "ON", "YES", "TRUE") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     at = f" at revision {revision!r}" if revision else ""
-    if offline:
+    if offline_mode():
         raise ConfigError(f"{key}={name!r}: not in the local Hugging Face cache{at} ({constants.HF_HUB_CACHE}) and "
                           f"the Hub is off (HF_HUB_OFFLINE=1); download it once with network access "
                           f"(`hf download {name}`), or give a local model folder")

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_select)
 
-    p = sub.add_parser("train", help="train a method")
+    p = sub.add_parser("train", help="train a method", add_help=False)
+    p.add_argument("-h", "--help", action=MethodHelp, help="show this help and, after METHOD, the method's fields")
     p.add_argument("method", help="method name (see `moalign methods`)")
     p.add_argument("config", nargs="?", help="YAML config (default: configs/embedded/<method>.yaml values)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.train.max_steps=10")
@@ -128,7 +129,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_methods)
+
+    p = sub.add_parser("config", help="print a method's full default config (YAML, every field)",
+                       description="Print METHOD's config as `moalign train METHOD` uses it without a config file: "
+                       "its embedded config (configs/embedded/METHOD.yaml) over the dataclass defaults, every field "
+                       "written out, so it can be saved, edited and passed back: "
+                       "moalign config dpo > my.yaml; moalign train dpo my.yaml")
+    p.add_argument("method", help="method name (see `moalign methods`)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied before printing")
+    p.set_defaults(func=_config)
     return parser
+
+
+class MethodHelp(argparse.Action):
+    """``moalign train METHOD --help``: argparse's help, then every field of METHOD's config section."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        method = getattr(namespace, "method", None)
+        print("\n" + (method_fields_help(method) if method else
+                      "`moalign train METHOD --help` also lists METHOD's fields."))
+        parser.exit()
+
+
+def method_fields_help(method: str) -> str:
+    """The fields of ``method``'s ``method:`` section: key, type, default, meaning (and the embedded config's
+    value where it differs); an unknown method gets the registry's error instead."""
+    from moalign.config import to_dict
+    from moalign.config_help import field_rows, flat_keys, format_rows, show_value
+    from moalign.methods.registry import default_config_path, get_method, method_config
+
+    try:
+        spec = get_method(method)
+    except KeyError as err:
+        return str(err.args[0])
+    rows = field_rows(spec.config_cls, "method")
+    embedded = default_config_path(method)
+    changed = {}
+    if embedded is not None:
+        changed = {k: show_value(v) for k, v in flat_keys(to_dict(method_config(method).method), "method").items()}
+    head = (f"fields of {method} ({spec.config_cls.__name__}; key, type, default, meaning). Set them in the config's "
+            "method: section or as key=value overrides; method.train (and every other TrainSettings section) also "
+            "takes any transformers.TrainingArguments field, e.g. method.train.optim=adamw_torch_fused. "
+            f"The run-level sections (run_dir, seed, task, model, eval): `moalign config {method}`."
+            + (f" [{embedded.name}: X]: the value configs/embedded/{embedded.name} sets (used without a config)."
+               if embedded else ""))
+    return f"{head}\n{format_rows(rows, changed, embedded.name if embedded else '')}"
 
 
 OVERWRITE_HELP = ("replace an existing output file or folder (atomically, once the new one is fully written); "
@@ -327,6 +376,18 @@ def _report(args) -> int:
 
     out = None if args.out is None else output_path(args.out, "--out", overwrite=args.overwrite, inputs=args.run_dirs)
     return report_command(args.run_dirs, out, overwrite=args.overwrite)
+
+
+def _config(args) -> int:
+    from moalign.config import config_yaml
+    from moalign.methods.registry import default_config_path, method_config
+
+    config = method_config(args.method, None, args.overrides)
+    source = default_config_path(args.method)
+    print(f"# moalign config {args.method}: {'configs/embedded/' + source.name if source else 'the defaults'} over "
+          f"the dataclass defaults, every field.\n# Save, edit and run it: moalign train {args.method} FILE.yaml")
+    print(config_yaml(config), end="")
+    return 0
 
 
 def _methods(args) -> int:

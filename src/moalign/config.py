@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -20,6 +21,13 @@ from typing import Any, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+# A setting added after runs already existed: a stage's inputs hash leaves it out while it holds its default
+# (to_dict(for_hash=True)), so an upgrade does not retrain finished stages.
+ADDED_LATER = {"hash": "when_set"}
+# the task sources that read conversational (chat) data, whose prompts a chat template renders
+CHAT_SOURCES = ("trl",)
 
 
 class ConfigError(ValueError):
@@ -105,7 +113,8 @@ class LoraSettings:
 
 @dataclass
 class TrainSettings:
-    """Optimiser and schedule settings shared by every trainer (mapped onto transformers' TrainingArguments)."""
+    """Optimiser and schedule settings shared by every trainer (mapped onto transformers' TrainingArguments by
+    :func:`moalign.train.args.training_kwargs`); any other TrainingArguments field goes into ``extra``."""
 
     learning_rate: float = 1e-4
     max_steps: int = 100
@@ -118,13 +127,31 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     max_length: int = 256
     logging_steps: int = 10
-    save_steps: int = 0  # 0: save only at the end
+    save_steps: int = 0  # N: checkpoint every N steps, a killed stage resumes there; 0: none (restarts at step 0)
     bf16: bool = False
     gradient_checkpointing: bool = False
-    report_to: str = "none"  # "tensorboard", "wandb", ...
+    report_to: str = "none"  # "tensorboard", "wandb", ...: events go to <run>/logs/<stage>/
+    # keep the Trainer checkpoints in <stage>/checkpoints/ once the stage is done
+    keep_checkpoints: bool = field(default=False, metadata=ADDED_LATER)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    # any other transformers.TrainingArguments field (optim, adam_beta2, save_total_limit, ...), as written in
+    # YAML next to the fields above; the loader gathers them here (see TRAINING_ARGUMENTS_SET_BY_MOALIGN)
+    extra: dict[str, Any] = field(default_factory=dict, metadata=ADDED_LATER)
+
+    @classmethod
+    def gather_unknown_keys(cls, data: dict) -> dict:
+        """The loader's hook: keys that are not fields of this class move into ``extra`` (checked there)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = {key: value for key, value in data.items() if key not in known}
+        if not unknown:
+            return data
+        extra = data.get("extra") or {}
+        if not isinstance(extra, dict):
+            return data  # __post_init__ names the bad value
+        return {**{k: v for k, v in data.items() if k in known}, "extra": {**extra, **unknown}}
 
     def __post_init__(self) -> None:
+        check_training_arguments(self.extra)
         check_range("learning_rate", self.learning_rate, low=0, fix="e.g. learning_rate=1e-4")
         check_range("max_steps", self.max_steps, integer=True, fix="<= 0 trains num_train_epochs instead")
         if self.max_steps <= 0:
@@ -132,10 +159,58 @@ class TrainSettings:
                         fix="with max_steps <= 0 training runs this many epochs")
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps"):
             check_range(name, getattr(self, name), low=1, integer=True)
-        check_range("save_steps", self.save_steps, low=0, integer=True, fix="0 saves only at the end")
+        check_range("save_steps", self.save_steps, low=0, integer=True, fix="0 writes no Trainer checkpoints")
         check_range("warmup_ratio", self.warmup_ratio, low=0, high=1)
         check_range("weight_decay", self.weight_decay, low=0)
         check_range("max_grad_norm", self.max_grad_norm, low=0, fix="0 turns clipping off")
+        if "warmup_steps" in self.extra and self.warmup_ratio:
+            raise ConfigError(f"warmup_steps={self.extra['warmup_steps']!r} and warmup_ratio={self.warmup_ratio!r} "
+                              "both set the warm-up; give one of them")
+
+
+# TrainingArguments fields that moalign sets itself, and the setting that controls each
+TRAINING_ARGUMENTS_SET_BY_MOALIGN = {
+    "output_dir": "moalign checkpoints into <run_dir>/_checkpoints/<stage>/; choose the run folder with run_dir=...",
+    "seed": "the run's seed (seed=... at the top of the config, or the method's own seed setting)",
+    "data_seed": "the run's seed (seed=... at the top of the config, or the method's own seed setting)",
+    "remove_unused_columns": "moalign's collators read the extra columns, so it is always false",
+    "use_cpu": "moalign trains on the GPU when one is visible; hide it with CUDA_VISIBLE_DEVICES= to train on CPU",
+    "resume_from_checkpoint": "moalign resumes a killed stage from its last complete checkpoint: rerun the command",
+    "local_rank": "the launcher sets it (accelerate launch / torchrun)",
+    "do_train": "moalign's stages decide what runs",
+    "do_eval": "moalign's stages decide what runs; evaluation is the eval section",
+    "do_predict": "moalign's stages decide what runs; evaluation is the eval section",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def training_argument_fields() -> frozenset[str]:
+    """The field names of ``transformers.TrainingArguments`` (imported only when a config uses one)."""
+    from transformers import TrainingArguments
+
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments))
+
+
+def check_training_arguments(extra: Any) -> None:
+    """ConfigError unless every key of ``extra`` is a ``TrainingArguments`` field that moalign leaves to the user;
+    an unknown key gets a "did you mean" over TrainSettings' own fields and TrainingArguments'."""
+    if not isinstance(extra, dict):
+        raise ConfigError(f"extra={extra!r}: expected a mapping of transformers.TrainingArguments fields to values")
+    if not extra:
+        return
+    own = {f.name for f in dataclasses.fields(TrainSettings)} - {"extra"}
+    known = training_argument_fields()
+    for key in extra:
+        if key in TRAINING_ARGUMENTS_SET_BY_MOALIGN:
+            raise ConfigError(f"{key!r} is set by moalign, not in the train section: "
+                              f"{TRAINING_ARGUMENTS_SET_BY_MOALIGN[key]}")
+        if key in own:
+            raise ConfigError(f"extra.{key}: {key!r} is a train setting of its own; write it next to the others")
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(own | known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "the keys: `moalign train METHOD --help`"
+            raise ConfigError(f"unknown key {key!r}; {hint} (a train section takes its own settings and any "
+                              "transformers.TrainingArguments field)")
 
 
 @dataclass
@@ -169,7 +244,13 @@ class TaskConfig:
 
     ``name="embedded"`` is the built-in offline task. Otherwise ``train_data`` and ``test_prompts`` name a
     Hugging Face dataset id, a local dataset folder, or a JSONL/Parquet file; ``source`` names the adapter
-    that turns a public dataset into moalign records (see ``moalign.data.sources``).
+    that turns a public dataset into moalign records (see ``moalign.data.sources``; ``trl`` reads TRL's
+    preference format). ``train_data`` may also map objectives to data (one file or split per objective).
+    The test prompts must not be the training data: give ``test_prompts``, a split the data has, or
+    ``test_split: "holdout:<fraction or count>[:seed=<n>]"`` (a seeded split of the train prompts).
+    Conversational data is rendered with a chat template: ``chat_template`` is ``"auto"`` (the policy's
+    tokenizer, ``chat_tokenizer``, which the run config fills from ``model.name_or_path``), ``"none"``
+    or a tokenizer name/folder. See docs/concepts/data.md.
     """
 
     name: str = "embedded"
@@ -177,13 +258,18 @@ class TaskConfig:
     # one reward spec per objective, in the same order: a built-in rule name, a preset name, or "hf:<path>"
     rewards: list[str] = field(default_factory=lambda: ["positivity", "brevity"])
     source: str | None = None
-    train_data: str | None = None
+    train_data: str | dict[str, str] | None = None  # a spec, or {objective: spec} (one file or split each)
     train_split: str = "train"
     test_prompts: str | None = None
-    test_split: str = "test"
+    test_split: str = "test"  # a split name, or "holdout:<fraction or count>[:seed=<n>]"
     max_train_samples: int | None = None
     num_test_prompts: int = 32
     prompt_template: str | None = None  # None: the source's own template; see moalign.data.templates
+    # conversational data: "auto" (chat_tokenizer), "none", or a tokenizer path/id
+    chat_template: str = field(default="auto", metadata=ADDED_LATER)
+    # the policy's tokenizer "auto" renders with; filled from model.name_or_path for sources that read
+    # conversational data (CHAT_SOURCES)
+    chat_tokenizer: str | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -198,6 +284,51 @@ class TaskConfig:
         if self.max_train_samples is not None:
             check_range("task.max_train_samples", self.max_train_samples, low=1, integer=True,
                         fix="or null for every train sample")
+        self._check_train_data()
+        if not isinstance(self.chat_template, str) or not self.chat_template.strip():
+            raise ConfigError(f"task.chat_template={self.chat_template!r}: use 'auto' (the policy's tokenizer), "
+                              "'none', or a tokenizer folder / Hub id")
+        if self.test_split.startswith("holdout"):
+            size, seed = self.holdout()
+            self.test_split = f"holdout:{size:g}:seed={seed}"  # the seed is written into the resolved config
+
+    def _check_train_data(self) -> None:
+        """``train_data`` is a spec or a mapping {objective: spec} whose keys are among ``objectives``."""
+        data = self.train_data
+        if data is None or isinstance(data, str):
+            return
+        if not isinstance(data, dict) or not data:
+            raise ConfigError(f"task.train_data={data!r}: give one dataset (a file, folder or Hub id) or a mapping "
+                              "{objective: dataset}, e.g. {helpful: data/helpful.jsonl, harmless: data/harmless.jsonl}")
+        for key, spec in data.items():
+            if key not in self.objectives:
+                close = difflib.get_close_matches(str(key), self.objectives, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"task.train_data: key {key!r} is not one of task.objectives={self.objectives}; "
+                                  f"{hint}each key names the objective its data's pairs are for")
+            if not isinstance(spec, str) or not spec.strip():
+                raise ConfigError(f"task.train_data.{key}={spec!r}: give a file, a dataset folder or a Hub id")
+
+    def holdout(self) -> tuple[float, int] | None:
+        """(size, seed) of a ``holdout:<size>[:seed=<n>]`` test split (size < 1: a fraction of the distinct
+        train prompts; otherwise a count), or None for a named split."""
+        if not self.test_split.startswith("holdout"):
+            return None
+        found = re.fullmatch(r"holdout:([0-9.eE+-]+)(?::seed=([0-9]+))?", self.test_split)
+        fix = ("write it as holdout:<fraction in (0, 1) or a count of prompts>[:seed=<n>], "
+               "e.g. task.test_split=holdout:0.1 or holdout:200:seed=3")
+        try:
+            size = float(found.group(1)) if found else math.nan
+        except ValueError:
+            size = math.nan
+        if not (0 < size < 1 or (size >= 1 and size.is_integer())):
+            raise ConfigError(f"task.test_split={self.test_split!r}: {fix}")
+        return size, int(found.group(2) or 0)
+
+    def fill_chat_tokenizer(self, model: str) -> None:
+        """With ``chat_template: auto``, render with the run's policy tokenizer unless one is set already."""
+        if self.chat_template == "auto" and self.chat_tokenizer is None and self.source in CHAT_SOURCES:
+            self.chat_tokenizer = model
 
 
 @dataclass
@@ -219,6 +350,10 @@ class EvalSettings:
     family: str | None = None  # family.json (or a run folder holding one); None: run_dir's, else the base model
     prompts_file: str | None = None  # JSONL with "prompt" (and optional "golden"); None: the task's test prompts
     samples_per_point: int = 8  # generations shown per point in the HTML report
+    # [ours] a point whose collapse rate is >= this is degenerate
+    degenerate_threshold: float = field(default=0.5, metadata=ADDED_LATER)
+    # false: front indicators leave degenerate points out
+    include_degenerate: bool = field(default=False, metadata=ADDED_LATER)
     progress: bool = True  # progress bars during generation and scoring
     seed: int = 8888  # the same seed at every w: differences between points are not sampling noise
 
@@ -228,6 +363,8 @@ class EvalSettings:
         check_range("eval.judge_tie_margin", self.judge_tie_margin, low=0)
         check_range("eval.hv_reference_z", self.hv_reference_z)
         check_range("eval.seed", self.seed, low=0, integer=True)
+        check_range("eval.degenerate_threshold", self.degenerate_threshold, low=0, high=1, strict=True,
+                    fix="give a share of collapsed responses in (0, 1], e.g. eval.degenerate_threshold=0.5")
 
 
 T_Method = TypeVar("T_Method")
@@ -251,6 +388,7 @@ class RunConfig:
         if not isinstance(self.run_dir, str) or not self.run_dir.strip():
             raise ConfigError(f"run_dir={self.run_dir!r}: give the folder the run writes to, e.g. run_dir=runs/x")
         check_range("seed", self.seed, low=0, integer=True)
+        self.task.fill_chat_tokenizer(self.model.name_or_path)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -308,6 +446,9 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
         raise ConfigError(f"{where}: expected a section (a mapping of keys to values), got {data!r} "
                           f"({type(data).__name__}); write it as `key: value` lines under the section name")
     data = dict(data or {})
+    gather = getattr(cls, "gather_unknown_keys", None)
+    if gather is not None:  # a class that takes more keys than its fields (TrainSettings: TrainingArguments')
+        data = gather(data)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in data:
@@ -331,15 +472,24 @@ def _key_path(where: str, key: str) -> str:
     return f"{where}.{key}" if ": " in where else f"{where}: {key}"
 
 
-def to_dict(obj: Any) -> Any:
-    """Dataclass (nested) -> plain dict that YAML/JSON can write."""
+def to_dict(obj: Any, *, for_hash: bool = False) -> Any:
+    """Dataclass (nested) -> plain dict that YAML/JSON can write.
+
+    ``for_hash``: the view a stage's inputs hash is taken of, in which a field marked ``ADDED_LATER`` is left
+    out while it holds its default, so adding a setting does not invalidate the stages of existing runs.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name), for_hash=for_hash) for f in dataclasses.fields(obj)
+                if not (for_hash and f.metadata.get("hash") == "when_set" and _at_default(obj, f))}
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, for_hash=for_hash) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, for_hash=for_hash) for k, v in obj.items()}
     return obj
+
+
+def _at_default(obj: Any, f: dataclasses.Field) -> bool:
+    return getattr(obj, f.name) == _field_default(f)
 
 
 def load_run_config(
@@ -362,7 +512,25 @@ def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     from moalign.io_utils import atomic_write_text
 
-    atomic_write_text(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False))
+    atomic_write_text(Path(path), config_yaml(config))
+
+
+def config_yaml(config: Any) -> str:
+    """The config as YAML, every field, in field order; a string holding a line break is written quoted
+    (``"\\n\\nHuman:"``), so it reads as it does in Python."""
+    return yaml.dump(to_dict(config), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = '"' if "\n" in value or "\t" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

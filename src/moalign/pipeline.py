@@ -50,7 +50,7 @@ class RunLockedError(RunError):
 
 def inputs_hash(inputs: Any) -> str:
     """Stable short hash of JSON-able inputs (dataclasses are converted first)."""
-    blob = json.dumps(to_dict(inputs), sort_keys=True, default=str).encode()
+    blob = json.dumps(to_dict(inputs, for_hash=True), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -149,7 +149,7 @@ class Run:
 
 def _jsonable(obj: Any) -> Any:
     """The JSON form of ``obj`` as hashed (dataclasses to dicts, tuples to lists, other objects to strings)."""
-    return json.loads(json.dumps(to_dict(obj), sort_keys=True, default=str))
+    return json.loads(json.dumps(to_dict(obj, for_hash=True), sort_keys=True, default=str))
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -2,7 +2,8 @@
 
 One colour per method; each point is annotated with its preference; points dominated within their own
 method are drawn faded. With k > 2 objectives every pair of objectives gets its own panel (a projection: a
-point faded there is dominated in all k objectives, not in the two shown).
+point faded there is dominated in all k objectives, not in the two shown). Degenerate points (mostly collapsed
+responses) are drawn as crosses and, unless ``include_degenerate``, left out of the front line and of dominance.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class FrontSeries:
     ws: np.ndarray
     points: np.ndarray
     se: np.ndarray | None = None
+    degenerate: np.ndarray | None = None  # mask of degenerate points (drawn as crosses)
+    include_degenerate: bool = False  # True: they still count for the front line and dominance
 
 
 def preference_label(w) -> str:
@@ -75,7 +78,7 @@ def plot_fronts(series: list[FrontSeries], objectives: list[str], title: str | N
     for ax in list(axes.flat)[len(pairs) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="best")
-    fig.suptitle(title or "Pareto fronts (faded: dominated within its method)", fontsize=10)
+    fig.suptitle(title or "Pareto fronts (faded: dominated within its method; x: degenerate)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -84,11 +87,18 @@ def _draw_series(ax, item: FrontSeries, i: int, j: int, color: str, annotate: bo
     from moalign.pareto import is_nondominated
 
     points = np.asarray(item.points, dtype=float)
-    keep = is_nondominated(points)
+    bad = np.zeros(len(points), dtype=bool) if item.degenerate is None else np.asarray(item.degenerate, dtype=bool)
+    used = np.ones_like(bad) if item.include_degenerate else ~bad
+    keep = np.zeros(len(points), dtype=bool)
+    if used.any():
+        keep[used] = is_nondominated(points[used])
     front = points[keep][np.argsort(points[keep][:, i])]
     ax.plot(front[:, i], front[:, j], color=color, lw=1, alpha=0.7)
-    ax.scatter(points[keep, i], points[keep, j], color=color, s=28, label=item.label, zorder=3)
-    ax.scatter(points[~keep, i], points[~keep, j], color=color, s=28, alpha=FADED_ALPHA, zorder=2)
+    ax.scatter(points[keep & ~bad, i], points[keep & ~bad, j], color=color, s=28, label=item.label, zorder=3)
+    ax.scatter(points[~keep & ~bad, i], points[~keep & ~bad, j], color=color, s=28, alpha=FADED_ALPHA, zorder=2)
+    if bad.any():
+        ax.scatter(points[bad, i], points[bad, j], color=color, marker="x", s=40, zorder=4,
+                   label=f"{item.label}: degenerate")
     if item.se is not None:
         se = np.asarray(item.se, dtype=float)
         ax.errorbar(points[:, i], points[:, j], xerr=se[:, i], yerr=se[:, j], fmt="none", ecolor=color, alpha=0.3, lw=0.8)

@@ -151,7 +151,7 @@ def test_wrong_layout_and_unknown_names(source_files):
 def test_spec_parsing_and_registry():
     assert split_spec("Anthropic/hh-rlhf?data_dir=harmless-base&objective=h") == (
         "Anthropic/hh-rlhf", {"data_dir": "harmless-base"}, {"objective": "h"})
-    assert set(SOURCES) == {"hh-rlhf", "pku-saferlhf", "ultrafeedback", "helpsteer", "summarize", "moalign"}
+    assert set(SOURCES) == {"hh-rlhf", "pku-saferlhf", "ultrafeedback", "helpsteer", "summarize", "moalign", "trl"}
     assert get_source("openai/summarize_from_feedback").config == "comparisons"
 
 

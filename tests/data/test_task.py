@@ -10,7 +10,7 @@ from moalign.config import TaskConfig
 from moalign.data import load_task
 from moalign.data.templates import format_prompt
 
-from .conftest import PKU_ROWS, write_jsonl
+from .conftest import HELPSTEER_ROWS, PKU_ROWS, write_jsonl
 
 HAS_EMBEDDED = importlib.util.find_spec("moalign.data.embedded.builder") is not None
 
@@ -26,8 +26,12 @@ def test_source_task_train_and_test(source_files, tmp_path):
     assert data.golden == ["You are great."]
 
 
-def test_source_task_uses_train_data_test_split_and_template(source_files):
-    task = TaskConfig(name="hs", source="helpsteer", train_data=source_files["helpsteer"], max_train_samples=2,
+def test_source_task_uses_train_data_test_split_and_template(tmp_path):
+    import datasets
+
+    rows = datasets.Dataset.from_list(HELPSTEER_ROWS)
+    datasets.DatasetDict({"train": rows, "test": rows}).save_to_disk(str(tmp_path / "hs"))
+    task = TaskConfig(name="hs", source="helpsteer", train_data=str(tmp_path / "hs"), max_train_samples=2,
                       prompt_template="beaver", num_test_prompts=5)
     data = load_task(task)
     assert len(data.responses) == 2  # first two rows

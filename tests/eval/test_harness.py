@@ -8,6 +8,7 @@ import pytest
 
 from moalign.eval.family import SharedModelFamily
 from moalign.eval.harness import evaluate, load_eval_config
+from moalign.eval.metrics import DegenerateResultWarning
 from moalign.eval.rows import read_rows
 from moalign.models.load import load_tokenizer
 from moalign.pipeline import Run
@@ -16,10 +17,14 @@ from .conftest import CharCount, KnownFrontFamily, make_config
 
 
 def test_a_family_with_a_known_front_gives_the_expected_hypervolume(tmp_path, tiny_lm_dir, prompts_file):
-    config = make_config(tmp_path / "run", tiny_lm_dir, prompts_file, grid="simplex:10", hv_reference=[0.0, 0.0])
+    # "aaaa bbbbbb" is two words, a "short" (collapsed) response: every point is degenerate, kept by request
+    config = make_config(tmp_path / "run", tiny_lm_dir, prompts_file, grid="simplex:10", hv_reference=[0.0, 0.0],
+                         include_degenerate=True)
     config.task.objectives = ["a", "b"]
     rewards = [CharCount("a", "a", 10.0), CharCount("b", "b", 10.0)]
-    result = evaluate(config, KnownFrontFamily(load_tokenizer(tiny_lm_dir)), Run(config.run_dir, echo=None), rewards)
+    with pytest.warns(DegenerateResultWarning, match="Every preference point is degenerate"):
+        result = evaluate(config, KnownFrontFamily(load_tokenizer(tiny_lm_dir)), Run(config.run_dir, echo=None), rewards)
+    assert result["metrics"]["degenerate"]["included"] is True and result["metrics"]["degenerate"]["value"] == 11
     points = np.array([p["mean"] for p in result["points"]])
     ws = np.array([p["w"] for p in result["points"]])
     np.testing.assert_allclose(points, ws, atol=1e-12)  # every response hits its preference exactly
@@ -65,6 +70,7 @@ def test_win_rate_against_golden_answers(tmp_path, tiny_lm_dir, prompts_file, re
         assert rates["win"] + rates["tie"] + rates["loss"] == pytest.approx(1.0) and rates["n"] == 12
 
 
+@pytest.mark.filterwarnings("ignore::moalign.eval.metrics.DegenerateResultWarning")  # max_new_tokens=4 collapses all
 def test_a_changed_config_reruns_only_the_affected_stages(tmp_path, tiny_lm_dir, prompts_file, rewards):
     family = SharedModelFamily("base", tiny_lm_dir)
     config = make_config(tmp_path / "run", tiny_lm_dir, prompts_file)

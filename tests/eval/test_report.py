@@ -27,7 +27,9 @@ def two_runs(tmp_path_factory, tiny_lm_dir):
     prompts = root / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p, "golden": g}) + "\n" for p, g in zip(PROMPTS, GOLDEN)))
     rewards = [CharCount("letters_e", "e"), CharCount("spaces", " ")]
-    known = make_config(root / "spread", tiny_lm_dir, str(prompts), grid="simplex:4")
+    # "ee  x x x x x x x x" is repetitive, "eeeeeeeeee " short: 4 of the 5 points are degenerate (not w=(.75,.25):
+    # "eeeeeeee  x x"); the run keeps them in its indicators
+    known = make_config(root / "spread", tiny_lm_dir, str(prompts), grid="simplex:4", include_degenerate=True)
     evaluate(known, KnownFrontFamily(load_tokenizer(tiny_lm_dir), ("e", " x")), Run(known.run_dir, echo=None), rewards)
     base = make_config(root / "base", tiny_lm_dir, str(prompts), grid="simplex:4")
     evaluate(base, SharedModelFamily("base", tiny_lm_dir), Run(base.run_dir, echo=None), rewards)
@@ -52,6 +54,8 @@ def test_report_files_tables_and_comparison_metrics(two_runs, tmp_path):
     table = (out / "metrics.md").read_text()
     assert table.splitlines()[0].startswith("| run | hv (own ref) |") and "| spread |" in table and "| base |" in table
     assert "Parameters:" in table and "hv reference" in table
+    assert "| ⚠ 4/5 included |" in table and "| 0/5 |" in table  # spread keeps its degenerate points; base has none
+    assert "**Warning** spread: 4/5 preference points are degenerate" in table and "**Warning** base" not in table
     page = (out / "index.html").read_text()
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
     assert page.count('class="pt"') == 10 and preference_label([0.25, 0.75]) in page

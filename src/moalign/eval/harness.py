@@ -8,6 +8,8 @@ Stages inside the run directory (each atomic, each skipped when its inputs are u
     eval/score/<tag>             rows.jsonl (per-prompt scores, collapse flag) and point.json (mean, se)
     eval/judge/<tag>             win rate against the golden answers (when eval.win_rate)
     eval/metrics                 metrics.json: every front metric with its parameters, and the points
+                                 (each flagged ``degenerate`` when its collapse rate >= eval.degenerate_threshold;
+                                 degenerate points are left out of the front indicators, see metrics.py)
     report                       fronts.png, metrics.md/json, index.html
 
 ``python -m moalign.eval.harness CONFIG [key=value ...]`` is ``moalign eval CONFIG ...``.
@@ -26,7 +28,7 @@ from moalign.config import RunConfig, apply_overrides, from_dict, load_yaml, sav
 from moalign.eval.family import PolicyFamily
 from moalign.eval.grid import eval_grid
 from moalign.eval.inputs import load_prompts, load_zscore, prompts_stage, stats_stage
-from moalign.eval.report import write_report
+from moalign.eval.report import degenerate_note, write_report
 from moalign.eval.rows import file_digest, read_rows, write_rows
 from moalign.eval.score import score_stage
 from moalign.eval.stages import METRICS_STAGE, PROMPTS_STAGE, REPORT_STAGE
@@ -57,7 +59,20 @@ def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequenc
             judges.append(_judge_stage(run, config, scores[-1], objectives, get_rewards, get_judge))
     _metrics_stage(run, config, family, ws, scores, judges, stats)
     run.stage(REPORT_STAGE, {"runs": [str(run.root.resolve())]}, _write_own_report(run), depends_on=[METRICS_STAGE])
-    return load_metrics(run.root)
+    result = load_metrics(run.root)
+    _warn_if_all_degenerate(result)
+    return result
+
+
+def _warn_if_all_degenerate(result: dict) -> None:
+    """A warning on every evaluation (also a resumed one) whose points are all degenerate."""
+    import warnings
+
+    from moalign.eval.metrics import DegenerateResultWarning
+
+    text = result["metrics"].get("degenerate", {}).get("warning")
+    if text:
+        warnings.warn(f"{result['name']}: {text}", DegenerateResultWarning, stacklevel=3)
 
 
 def load_metrics(run_dir: str | Path) -> dict:
@@ -121,7 +136,8 @@ def _metrics_stage(run: Run, config: RunConfig, family, ws, scores, judges, stat
     settings = config.eval
     inputs = {"objectives": config.task.objectives, "hv_reference": settings.hv_reference,
               "hv_reference_z": settings.hv_reference_z, "reference_front": settings.reference_front,
-              "reference_front_digest": file_digest(settings.reference_front) if settings.reference_front else None}
+              "reference_front_digest": file_digest(settings.reference_front) if settings.reference_front else None,
+              "degenerate_threshold": settings.degenerate_threshold, "include_degenerate": settings.include_degenerate}
     deps = [*scores, *judges, *([stats] if stats else [])]
     run.stage(METRICS_STAGE, inputs, lambda tmp: _compute_metrics(tmp, run, config, family, ws, scores, judges, stats),
               depends_on=deps)
@@ -130,14 +146,17 @@ def _metrics_stage(run: Run, config: RunConfig, family, ws, scores, judges, stat
 def _compute_metrics(tmp: Path, run: Run, config: RunConfig, family, ws, scores, judges, stats) -> None:
     import json
 
-    from moalign.eval.metrics import front_metrics, load_reference_front
+    from moalign.eval.metrics import degenerate_points, front_metrics, load_reference_front
 
     objectives = list(config.task.objectives)
-    points = [json.loads((run.stage_dir(s) / "point.json").read_text()) for s in scores]
+    points = [_point_with_reasons(run, s) for s in scores]
+    flags = degenerate_points([p["collapse_rate"] for p in points], config.eval.degenerate_threshold)
     means = np.array([p["mean"] for p in points])
     front = load_reference_front(config.eval.reference_front) if config.eval.reference_front else None
     metrics = front_metrics(ws, means, objectives, load_zscore(run, stats), config.eval.hv_reference,
-                            config.eval.hv_reference_z, front, config.eval.reference_front)
+                            config.eval.hv_reference_z, front, config.eval.reference_front,
+                            degenerate=flags, include_degenerate=config.eval.include_degenerate)
+    _record_degenerate(metrics["degenerate"], points, flags, scores, config.eval.degenerate_threshold)
     rates = [p["collapse_rate"] for p in points]
     metrics["collapse_rate"] = {"value": float(np.average(rates, weights=[p["n"] for p in points])),
                                 "per_w": rates, "rule": "moalign.eval.collapse.is_collapsed (see its docstring)"}
@@ -147,6 +166,36 @@ def _compute_metrics(tmp: Path, run: Run, config: RunConfig, family, ws, scores,
               "n_prompts": points[0]["n"], "seed": config.eval.seed, "generation": config.eval.generation,
               "points": [{**p, "key": s.rsplit("/", 1)[-1]} for p, s in zip(points, scores)], "metrics": metrics}
     atomic_write_json(tmp / "metrics.json", json.loads(json.dumps(result, default=_plain)))
+
+
+def _point_with_reasons(run: Run, scored: str) -> dict:
+    """``point.json`` plus how its responses collapsed: counts per reason and the most common one."""
+    import json
+    from collections import Counter
+
+    from moalign.eval.collapse import collapse_reason
+
+    point = json.loads((run.stage_dir(scored) / "point.json").read_text())
+    reasons = Counter(collapse_reason(r["response"]) for r in read_rows(run.stage_dir(scored) / "rows.jsonl"))
+    reasons.pop(None, None)
+    point["collapse_reasons"] = dict(reasons.most_common())
+    point["main_collapse_reason"] = reasons.most_common(1)[0][0] if reasons else None
+    return point
+
+
+def _record_degenerate(entry: dict, points: list[dict], flags, scores: list[str], threshold: float) -> None:
+    """Flag each point, and complete ``metrics.degenerate`` with the rule, the keys and the all-degenerate warning."""
+    from collections import Counter
+
+    from moalign.eval.metrics import DEGENERATE_RULE, all_degenerate_warning
+
+    for point, flag in zip(points, flags):
+        point["degenerate"] = bool(flag)
+    keys = [s.rsplit("/", 1)[-1] for s, flag in zip(scores, flags) if flag]
+    reasons = sum((Counter(p["collapse_reasons"]) for p in points), Counter())
+    main = reasons.most_common(1)[0][0] if reasons else None
+    warning = all_degenerate_warning(len(points), threshold, main) if len(keys) == len(points) else None
+    entry.update({"threshold": threshold, "rule": DEGENERATE_RULE, "keys": keys, "warning": warning})
 
 
 def _pooled_win_rate(run: Run, judges: list[str]) -> dict:
@@ -239,13 +288,23 @@ def _print_summary(result: dict, root: Path) -> None:
     metrics = result["metrics"]
     hv = metrics["hypervolume"]
     print(f"{result['name']}: {len(result['points'])} preferences x {result['n_prompts']} prompts")
-    print(f"  hypervolume {hv['value']:.4g} (raw; reference {np.round(hv['reference'], 4).tolist()}: {hv['reference_rule']})")
+    reference = "" if hv["reference"] is None else f"reference {np.round(hv['reference'], 4).tolist()}: "
+    print(f"  hypervolume {_number(hv['value'])} (raw; {reference}{hv['reference_rule']})")
     if "hypervolume_z" in metrics:
-        print(f"  hypervolume {metrics['hypervolume_z']['value']:.4g} (train z-scores)")
+        print(f"  hypervolume {_number(metrics['hypervolume_z']['value'])} (train z-scores)")
     print(f"  collapse rate {metrics['collapse_rate']['value']:.3f}")
+    note = degenerate_note(result)
+    if note:
+        print(f"  WARNING: {note}")
+    if metrics.get("degenerate", {}).get("warning"):
+        print(f"  WARNING: {metrics['degenerate']['warning']}")
     if "win_rate" in metrics:
         print(f"  net win rate (overall) {metrics['win_rate']['value']['overall']['net']:+.3f}")
     print(f"report: {root / REPORT_STAGE / 'index.html'}")
+
+
+def _number(value) -> str:
+    return "undefined" if value is None else f"{value:.4g}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

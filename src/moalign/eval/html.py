@@ -3,6 +3,8 @@
 No CDN and no plotting library in the page (it must open offline, years later): the fronts are SVG drawn here,
 the data sits in the page as JSON, and about forty lines of plain JavaScript show a point's generations when it
 is clicked. ``index.html#run=0&point=3`` opens with that point selected (links, and the headless-browser test).
+Degenerate points (mostly collapsed responses) are drawn hollow with a cross and left out of the front line
+unless the run included them; a warning above the fronts names each run that has some.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ function show(r, p) {
   const box = document.getElementById('details'); box.replaceChildren();
   const head = el('h3', run.label + '  w = ' + point.label); head.style.color = run.color; box.appendChild(head);
   const stats = el('p', DATA.objectives.map((o, i) => o + ' ' + fmt(point.mean[i]) + ' ± ' + fmt(point.se[i])).join(';  ')
-    + ';  collapse rate ' + fmt(point.collapse_rate) + ';  ' + point.n + ' prompts');
+    + ';  collapse rate ' + fmt(point.collapse_rate) + ';  ' + point.n + ' prompts'
+    + (point.degenerate ? ';  DEGENERATE' : ''));
   box.appendChild(stats);
   point.samples.forEach(s => {
     const card = el('div', undefined, 'sample' + (s.collapsed ? ' collapsed' : ''));
@@ -54,6 +57,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 12px 0; } td, th { b
 #details { border-top: 2px solid #eee; margin-top: 10px; } .sample { border: 1px solid #ddd; margin: 6px 0; padding: 6px; }
 .sample.collapsed { background: #fff4f4; } .label { font-size: 11px; color: #777; } .scores { font-size: 12px; color: #444; }
 pre { white-space: pre-wrap; margin: 2px 0 6px; font-size: 12px; } .legend span { margin-right: 14px; font-weight: 600; }
+.warning { background: #fff4f4; border-left: 4px solid #c00; padding: 6px 10px; }
 """
 
 
@@ -81,15 +85,23 @@ def svg_panel(runs, objectives: list[str], i: int, j: int) -> str:
     parts.append(f'<text x="{(WIDTH + MARGIN) / 2}" y="{HEIGHT - 12}" font-size="13" text-anchor="middle">{html.escape(objectives[i])}</text>'
                  f'<text x="14" y="{HEIGHT / 2}" font-size="13" text-anchor="middle" transform="rotate(-90 14 {HEIGHT / 2})">{html.escape(objectives[j])}</text>')
     for r, run in enumerate(runs):
-        color, points = COLORS[r % len(COLORS)], run.points
-        keep = is_nondominated(points)
+        color, points, used, degenerate = COLORS[r % len(COLORS)], run.points, run.used, run.degenerate
+        keep = np.zeros(len(points), dtype=bool)
+        if used.any():
+            keep[used] = is_nondominated(points[used])
         front = points[keep][np.argsort(points[keep][:, i])]
         path = " ".join(f"{sx(p[i]):.1f},{sy(p[j]):.1f}" for p in front)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-opacity="0.6"/>')
         for p, (point, w, solid, text) in enumerate(zip(points, run.ws, keep, point_labels(run.ws, points))):
             alpha = 1.0 if solid else FADED_ALPHA
-            parts.append(f'<circle class="pt" data-run="{r}" data-point="{p}" cx="{sx(point[i]):.1f}" cy="{sy(point[j]):.1f}" '
-                         f'r="6" fill="{color}" fill-opacity="{alpha}"><title>{html.escape(run.label)} w={preference_label(w)}</title></circle>')
+            x, y, tip = sx(point[i]), sy(point[j]), f"{html.escape(run.label)} w={preference_label(w)}"
+            fill = f'fill="none" stroke="{color}" stroke-width="1.5"' if degenerate[p] else f'fill="{color}" fill-opacity="{alpha}"'
+            tip += " (degenerate)" if degenerate[p] else ""
+            parts.append(f'<circle class="pt" data-run="{r}" data-point="{p}" cx="{x:.1f}" cy="{y:.1f}" '
+                         f'r="6" {fill}><title>{tip}</title></circle>')
+            if degenerate[p]:
+                parts.append(f'<path class="degenerate" d="M{x - 4:.1f},{y - 4:.1f}L{x + 4:.1f},{y + 4:.1f}'
+                             f'M{x - 4:.1f},{y + 4:.1f}L{x + 4:.1f},{y - 4:.1f}" stroke="{color}" stroke-width="1.5"/>')
             if text is not None:
                 parts.append(f'<text x="{sx(point[i]) + 7:.1f}" y="{sy(point[j]) - 7:.1f}" font-size="9" fill="{color}" '
                              f'fill-opacity="{min(1.0, alpha + 0.2)}">{html.escape(text)}</text>')
@@ -102,7 +114,8 @@ def page_data(runs) -> dict:
     data = {"objectives": runs[0].objectives, "runs": []}
     for r, run in enumerate(runs):
         points = [{"label": preference_label(p["w"]), "w": p["w"], "mean": p["mean"], "se": p["se"], "n": p["n"],
-                   "collapse_rate": p["collapse_rate"], "samples": run.samples.get(p["key"], [])}
+                   "collapse_rate": p["collapse_rate"], "degenerate": bool(p.get("degenerate", False)),
+                   "samples": run.samples.get(p["key"], [])}
                   for p in run.result["points"]]
         data["runs"].append({"label": run.label, "color": COLORS[r % len(COLORS)], "points": points})
     return data
@@ -121,8 +134,9 @@ def script_json(obj) -> str:
     return text.translate(str.maketrans(_SCRIPT_ESCAPES))
 
 
-def render_html(runs, header: list[str], rows: list[list[str]], title: str = "moalign report") -> str:
-    """The whole page as one string (no external resources)."""
+def render_html(runs, header: list[str], rows: list[list[str]], title: str = "moalign report", *,
+                warnings: list[str] = ()) -> str:
+    """The whole page as one string (no external resources); each of ``warnings`` is a paragraph above the fronts."""
     objectives = runs[0].objectives
     panels = "".join(svg_panel(runs, objectives, i, j) for i, j in objective_pairs(len(objectives)))
     legend = "".join(f'<span style="color:{COLORS[r % len(COLORS)]}">● {html.escape(run.label)}</span>' for r, run in enumerate(runs))
@@ -130,9 +144,12 @@ def render_html(runs, header: list[str], rows: list[list[str]], title: str = "mo
     table += "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
     data = script_json(page_data(runs))
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>'
-            f"<body><h1>{html.escape(title)}</h1><p class=\"legend\">{legend}</p>"
+            f"<body><h1>{html.escape(title)}</h1>"
+            + "".join(f'<p class="warning"><b>Warning</b> {html.escape(w)}</p>' for w in warnings)
+            + f"<p class=\"legend\">{legend}</p>"
             "<p>Each point is one preference w (mean score over the test prompts); faded points are dominated within "
-            "their run. Click a point to see sample generations for that preference.</p>"
+            "their run; hollow crossed points are degenerate (mostly collapsed responses). Click a point to see sample "
+            "generations for that preference.</p>"
             f'<div class="fronts">{panels}</div><div id="details"><p>No point selected.</p></div>'
             f"<h2>Metrics</h2>{table}<p>Parameters of every metric: metrics.md and metrics.json beside this page.</p>"
             f'<script type="application/json" id="data">{data}</script><script>{_SCRIPT}</script></body></html>')

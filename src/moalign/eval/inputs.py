@@ -56,11 +56,23 @@ def select_prompts(found: EvalPrompts, n: int, seed: int) -> EvalPrompts:
     return EvalPrompts([found.prompts[i] for i in keep], golden)
 
 
+def _source_inputs(task) -> dict:
+    """What the test prompts depend on. The training data and the chat settings count only where they can
+    change them (the prompts come from ``train_data``; a chat template is set), so the stage of a run made
+    before those settings existed is still found done."""
+    keys = ["name", "source", "test_prompts", "test_split", "prompt_template"]
+    if task.name != "embedded" and not task.test_prompts:
+        keys += ["train_data", "train_split"]  # test split or held-out prompts of the training data
+    if task.chat_template != "auto" or task.chat_tokenizer is not None:
+        keys += ["chat_template", "chat_tokenizer"]
+    return {k: getattr(task, k) for k in keys}
+
+
 def prompts_stage(run: Run, config: RunConfig) -> str:
     """Fix the test prompts of this run (stage ``eval/prompts``, file ``prompts.jsonl``)."""
     task = config.task
     inputs = {
-        "source": {k: getattr(task, k) for k in ("name", "source", "test_prompts", "test_split", "prompt_template")},
+        "source": _source_inputs(task),
         "prompts_file": config.eval.prompts_file,
         "prompts_digest": file_digest(config.eval.prompts_file) if config.eval.prompts_file else None,
         "num_test_prompts": task.num_test_prompts,

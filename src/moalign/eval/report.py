@@ -6,6 +6,10 @@ computes two comparison metrics over all the runs given, stated as such in the t
 * ``hv_shared``: every run's hypervolume against ONE reference point, the per-objective minimum of the runs'
   own reference points (raw units), so the numbers are comparable even if the runs' rules differed;
 * ``igd_union``: IGD of each run against the non-dominated points of all runs together (raw units).
+
+Both use each run's points as its own indicators did: degenerate points (``metrics.degenerate``) are left out
+unless that run set ``eval.include_degenerate``; a run with no point left gets None (shown as "–"). The
+"degenerate" column says how many points were degenerate and whether they were excluded.
 """
 
 from __future__ import annotations
@@ -45,6 +49,20 @@ class RunResult:
     def se(self) -> np.ndarray:
         return np.array([p["se"] for p in self.result["points"]], dtype=float)
 
+    @property
+    def degenerate(self) -> np.ndarray:
+        """Mask of the degenerate points (all False for a run evaluated before points were flagged)."""
+        return np.array([bool(p.get("degenerate", False)) for p in self.result["points"]], dtype=bool)
+
+    @property
+    def include_degenerate(self) -> bool:
+        return bool(self.result.get("metrics", {}).get("degenerate", {}).get("included", False))
+
+    @property
+    def used(self) -> np.ndarray:
+        """Mask of the points the run's front indicators were computed over."""
+        return np.ones(len(self.degenerate), dtype=bool) if self.include_degenerate else ~self.degenerate
+
 
 def load_run(run_dir: str | Path, label: str | None = None, samples_per_point: int = 8) -> RunResult:
     """Read one run's metrics and a few sample generations per preference."""
@@ -73,23 +91,47 @@ def comparison(runs: list[RunResult]) -> dict:
     """The report's own cross-run metrics (see the module docstring), with their parameters."""
     from moalign.pareto import hypervolume, igd, is_nondominated
 
-    refs = np.array([r.result["metrics"]["hypervolume"]["reference"] for r in runs], dtype=float)
-    shared = refs.min(axis=0)
-    out = {"hv_shared": {"reference": shared, "space": "raw", "reference_rule": "per-objective min of the runs' references",
-                         "value": {r.label: hypervolume(r.points, shared) for r in runs}}}
-    if len(runs) > 1:
-        union = np.concatenate([r.points for r in runs])
+    refs = [r.result["metrics"]["hypervolume"]["reference"] for r in runs]
+    refs = np.array([ref for ref in refs if ref is not None], dtype=float)
+    shared = refs.min(axis=0) if len(refs) else None
+    values = {r.label: hypervolume(r.points[r.used], shared) if shared is not None and r.used.any() else None
+              for r in runs}
+    out = {"hv_shared": {"reference": shared, "space": "raw", "value": values,
+                         "reference_rule": "per-objective min of the runs' references (runs with none left out)",
+                         "points": "each run's non-degenerate points, unless it set eval.include_degenerate"}}
+    union = np.concatenate([r.points[r.used] for r in runs])
+    if len(runs) > 1 and len(union):
         front = union[is_nondominated(union)]
         out["igd_union"] = {"space": "raw", "reference_front": "non-dominated points of all runs in this report",
-                            "front": front, "value": {r.label: igd(r.points, front) for r in runs}}
+                            "front": front, "value": {r.label: igd(r.points[r.used], front) if r.used.any() else None
+                                                      for r in runs}}
     return out
+
+
+def degenerate_note(result: dict) -> str | None:
+    """One line on a run's degenerate points (None when it has none): how many, which, and what was done."""
+    entry = result["metrics"].get("degenerate")
+    if not entry or not entry["value"]:
+        return None
+    done = ("included in the front indicators (eval.include_degenerate=true)" if entry["included"] else
+            "excluded from the front indicators (eval.include_degenerate=true keeps them)")
+    return (f"{entry['value']}/{len(result['points'])} preference points are degenerate (collapse rate >= "
+            f"{entry['threshold']:g}): {', '.join(entry['keys'])}; {done}")
+
+
+def _degenerate_cell(run: RunResult) -> str:
+    entry = run.result["metrics"].get("degenerate")
+    if entry is None:
+        return "–"
+    text = f"{entry['value']}/{len(run.result['points'])}"
+    return text if not entry["value"] else f"⚠ {text} {'included' if entry['included'] else 'excluded'}"
 
 
 def table_rows(runs: list[RunResult], compared: dict) -> tuple[list[str], list[list[str]]]:
     """Header and one row of formatted values per run (the Markdown and HTML tables)."""
     objectives = runs[0].objectives
     header = ["run", "hv (own ref)", "hv z", "hv (shared ref)", "igd (union)", "igd (given)", "spacing", "sparsity",
-              "inner product", *[f"ρ {o}" for o in objectives], "collapse", "net win", "non-dom."]
+              "inner product", *[f"ρ {o}" for o in objectives], "collapse", "degenerate", "net win", "non-dom."]
     rows = []
     for run in runs:
         m = run.result["metrics"]
@@ -99,10 +141,15 @@ def table_rows(runs: list[RunResult], compared: dict) -> tuple[list[str], list[l
                      _fmt(compared.get("igd_union", {}).get("value", {}).get(run.label)),
                      _fmt(m.get("igd", {}).get("value")), _fmt(m["spacing"]["value"]), _fmt(m["sparsity"]["value"]),
                      _fmt(m["inner_product"]["value"]), *[_fmt(rho.get(o)) for o in objectives],
-                     _fmt(m["collapse_rate"]["value"]),
+                     _fmt(m["collapse_rate"]["value"]), _degenerate_cell(run),
                      _fmt(m.get("win_rate", {}).get("value", {}).get("overall", {}).get("net")),
-                     f"{m['n_points']['nondominated']}/{m['n_points']['value']}"])
+                     _nondominated_cell(m["n_points"]["nondominated"], run)])
     return header, rows
+
+
+def _nondominated_cell(nondominated: int | None, run: RunResult) -> str:
+    """Non-dominated points over the points the indicators used."""
+    return f"{'–' if nondominated is None else nondominated}/{int(run.used.sum())}"
 
 
 def _fmt(value) -> str:
@@ -115,20 +162,36 @@ def markdown_table(runs: list[RunResult], compared: dict) -> str:
     header, rows = table_rows(runs, compared)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    notes = ["", "Parameters:", f"- hv (shared ref): reference {np.round(compared['hv_shared']['reference'], 4).tolist()} "
+    shared = compared["hv_shared"]["reference"]
+    notes = [line for text in warning_lines(runs) for line in ("", f"**Warning** {text}")]
+    notes += ["", "Parameters:",
+             f"- hv (shared ref): reference {'undefined' if shared is None else np.round(shared, 4).tolist()} "
              "(raw units; per-objective min of the runs' own references)"]
     if "igd_union" in compared:
         notes.append("- igd (union): raw units, against the non-dominated points of all runs in this report")
     for run in runs:
         m = run.result["metrics"]
-        notes.append(f"- {run.label}: hv reference {np.round(m['hypervolume']['reference'], 4).tolist()} "
-                     f"({m['hypervolume']['reference_rule']}); spacing/sparsity in {m['spacing']['space']} space; "
+        ref, rule = m["hypervolume"]["reference"], m["hypervolume"]["reference_rule"]
+        notes.append(f"- {run.label}: hv reference {rule if ref is None else f'{np.round(ref, 4).tolist()} ({rule})'}; "
+                     f"spacing/sparsity in {m['spacing']['space']} space; "
                      f"{len(run.result['points'])} preferences ({run.result['grid']}) x {run.result['n_prompts']} prompts, seed {run.result['seed']}")
         if "win_rate" in m:
             notes.append(f"  - win rate: judge {m['win_rate']['judge'].get('judge')}, position swap {m['win_rate']['swap']}, "
                          f"tie rule {m['win_rate']['judge'].get('tie_rule')}")
     notes.append("- ρ: Spearman correlation of w_i with the mean score on objective i over the grid (– = undefined)")
+    notes.append("- degenerate: points whose collapse rate is >= eval.degenerate_threshold; excluded from every "
+                 "indicator of the row (and from non-dom.) unless the run set eval.include_degenerate")
     return "\n".join(lines + notes) + "\n"
+
+
+def warning_lines(runs: list[RunResult]) -> list[str]:
+    """One paragraph per run with degenerate points (the likely causes added when all its points are)."""
+    out = []
+    for run in runs:
+        note, entry = degenerate_note(run.result), run.result["metrics"].get("degenerate", {})
+        if note:
+            out.append(f"{run.label}: {note}." + (f" {entry['warning']}" if entry.get("warning") else ""))
+    return out
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, samples_per_point: int = 8) -> Path:
@@ -147,13 +210,13 @@ def write_report(run_dirs: list[Path], out_dir: Path, samples_per_point: int = 8
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compared = comparison(runs)
-    series = [FrontSeries(r.label, r.ws, r.points, r.se) for r in runs]
+    series = [FrontSeries(r.label, r.ws, r.points, r.se, r.degenerate, r.include_degenerate) for r in runs]
     save_fronts(series, runs[0].objectives, out_dir / "fronts.png")
     atomic_write_text(out_dir / "metrics.md", markdown_table(runs, compared))
     summary = {"runs": [{"label": r.label, "run_dir": str(r.run_dir), **r.result} for r in runs], "comparison": compared}
     atomic_write_json(out_dir / "metrics.json", json.loads(json.dumps(summary, default=_plain)))
     header, rows = table_rows(runs, compared)
-    atomic_write_text(out_dir / "index.html", render_html(runs, header, rows))
+    atomic_write_text(out_dir / "index.html", render_html(runs, header, rows, warnings=warning_lines(runs)))
     return out_dir
 
 

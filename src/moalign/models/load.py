@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from moalign.hub import check_hub_source
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -28,9 +30,9 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_
     """A tokenizer with a pad token and left padding (generation pads on the left)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_model_path(name_or_path), revision=revision, trust_remote_code=trust_remote_code
-    )
+    path = resolve_model_path(name_or_path)
+    check_hub_source(path, what="tokenizer", setting="model.name_or_path", revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -54,7 +56,9 @@ def load_causal_lm(
         kwargs["revision"] = revision
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    path = resolve_model_path(name_or_path)
+    check_hub_source(path, what="model", setting="model.name_or_path", revision=revision)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
     return model
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from moalign.config import DTYPE_NAMES  # no torch import here
+from moalign.hub import check_hub_source
 
 CONVENTIONS: dict[str, str] = {
     "text_pair": "tokenizer(prompt, response): the two texts as a tokenizer pair",
@@ -214,6 +215,7 @@ def _load_uncached(spec: HFRewardSpec, device: str) -> tuple[Any, Any]:
 
     from moalign.models.load import DTYPES
 
+    check_hub_source(spec.model, what="reward model", setting=f"reward spec 'hf:{spec.model}'", revision=spec.revision)
     refuse_pickle_only(spec.model)
     extra: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
     tokenizer = AutoTokenizer.from_pretrained(spec.model, trust_remote_code=spec.trust_remote_code, **extra)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from moalign.config import TrainSettings
 
 
 def training_kwargs(settings: TrainSettings, output_dir: str | Path, seed: int) -> dict:
-    """Arguments shared by every moalign trainer; CPU-safe (bf16 only when asked, no gradient checkpointing)."""
+    """Arguments shared by every moalign trainer; CPU-safe (bf16 only when asked, no gradient checkpointing).
+
+    ``settings.extra`` (any other ``TrainingArguments`` field the config names: ``optim``, ``adam_beta2``,
+    ``save_total_limit`` ...) is merged last, with its YAML types; the fields moalign sets itself are refused
+    when the config is loaded (:data:`moalign.config.TRAINING_ARGUMENTS_SET_BY_MOALIGN`)."""
     return {
         "output_dir": str(output_dir),
         "learning_rate": settings.learning_rate,
@@ -34,7 +41,30 @@ def training_kwargs(settings: TrainSettings, output_dir: str | Path, seed: int) 
         "remove_unused_columns": False,
         "dataloader_num_workers": 0,
         "use_cpu": not _has_accelerator(),
+        **settings.extra,
     }
+
+
+# environment variables the logging integrations read when a Trainer is built: where their files go
+LOG_DIR_VARIABLES = ("TENSORBOARD_LOGGING_DIR", "WANDB_DIR")
+
+
+@contextmanager
+def logging_to(folder: str | Path) -> Iterator[Path]:
+    """Trainers built inside this block write their ``report_to`` files (TensorBoard events, wandb's local
+    files) into ``folder`` instead of under their checkpoint folder. A variable the user set already wins."""
+    folder = Path(folder)
+    saved = {name: os.environ.get(name) for name in LOG_DIR_VARIABLES}
+    for name in LOG_DIR_VARIABLES:
+        os.environ.setdefault(name, str(folder))
+    try:
+        yield folder
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _has_accelerator() -> bool:

@@ -16,12 +16,15 @@ This module only adds what moalign needs around it:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from moalign.config import ModelConfig, TrainSettings
 from moalign.train.args import training_kwargs
+
+HISTORY_FILE = "history.jsonl"  # the name the preference trainers use (moalign.train.preference_run)
 
 
 def completion_texts(responses: Sequence[str], separator: str = " ") -> list[str]:
@@ -171,7 +174,9 @@ def train_sft(
 
     With ``checkpoint_dir`` the Trainer checkpoints there (every ``settings.save_steps``) and a rerun resumes
     from the newest complete checkpoint, ending with the weights of an uninterrupted run. The folder loads
-    with :func:`moalign.models.load.load_policy`. ``kwargs`` go to :func:`build_sft_trainer`.
+    with :func:`moalign.models.load.load_policy`; it also holds ``history.jsonl``, the Trainer's log rows
+    (loss, learning rate, ... every ``settings.logging_steps``; a resumed run's too). ``kwargs`` go to
+    :func:`build_sft_trainer`.
     """
     from moalign.train.checkpoints import last_complete_checkpoint
     from moalign.train.saving import save_policy
@@ -181,5 +186,8 @@ def train_sft(
     resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     trainer.train(resume_from_checkpoint=resume)
     saved = save_policy(trainer, save_dir, base_name=getattr(trainer, "moalign_base_name", None))
+    if trainer.args.should_save:
+        rows = "".join(json.dumps(row) + "\n" for row in trainer.state.log_history)
+        (saved / HISTORY_FILE).write_text(rows, encoding="utf-8")
     del trainer
     return saved

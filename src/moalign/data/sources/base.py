@@ -3,7 +3,8 @@
 A dataset is named by a *spec*: a Hub id, a local folder or a JSON/JSONL/Parquet/CSV file, optionally
 followed by ``?key=value&...`` options (the same convention as reward specs). The loader keys ``name``
 (the dataset config), ``data_dir`` and ``revision`` go to ``datasets.load_dataset``; every other key is an
-option of the adapter (each adapter lists its own). Example:
+option of the adapter (each adapter lists its own), except ``split``, which replaces the task's split for this
+spec (one split per objective: ``data/prefs?split=helpful``). Example:
 ``Anthropic/hh-rlhf?data_dir=harmless-base`` or ``data/pku.jsonl?template=hh``.
 """
 
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from moalign.data.schema import DataValidationError, PairSet, ScoredSet
+from moalign.hub import check_hub_source
 
 log = logging.getLogger("moalign.data.sources")
 
@@ -44,6 +46,47 @@ class SourceData:
     golden: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
 
+    def subset_prompts(self, keep: Callable[[str], bool]) -> SourceData:
+        """Only the rows, pairs and prompts whose prompt ``keep`` accepts."""
+        responses = self.responses.subset(np.array([keep(p) for p in self.responses.prompts], dtype=bool))
+        pairs = None if self.pairs is None else self.pairs.subset(
+            np.array([keep(p) for p in self.pairs.prompts], dtype=bool))
+        return SourceData(responses=responses, pairs=pairs, prompts=[p for p in self.prompts if keep(p)],
+                          golden={p: g for p, g in self.golden.items() if keep(p)}, dropped=dict(self.dropped))
+
+
+def merge_sources(parts: dict[str | None, SourceData]) -> SourceData:
+    """One SourceData from several (one per objective): responses once per (prompt, response), pair ids
+    prefixed with their objective, prompts in first-seen order, each prompt's first golden answer."""
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    out = Collector(next(iter(parts.values())).responses.objectives)
+    pairs = []
+    for key, part in parts.items():
+        r = part.responses
+        for i in range(len(r)):
+            out.response(r.prompts[i], r.responses[i], f"{key}/{r.ids[i]}", r.scores[i])
+        if part.pairs is not None:
+            pairs.append((key, part.pairs))
+        for prompt, golden in part.golden.items():
+            out.golden.setdefault(prompt, golden)
+        for reason, count in part.dropped.items():
+            out.dropped[f"{key}: {reason}"] = count
+    merged = out.result(pairs=_concat_pairs(pairs) if pairs else None)
+    merged.prompts = list(dict.fromkeys(p for part in parts.values() for p in part.prompts))
+    return merged
+
+
+def _concat_pairs(parts: list[tuple[str | None, PairSet]]) -> PairSet:
+    if any(p.chosen_scores is not None for _, p in parts):
+        raise DataValidationError("pairs with scores cannot be merged across datasets; give one dataset")
+    return PairSet(
+        prompts=[x for _, p in parts for x in p.prompts], chosen=[x for _, p in parts for x in p.chosen],
+        rejected=[x for _, p in parts for x in p.rejected], objective=[x for _, p in parts for x in p.objective],
+        objectives=list(dict.fromkeys(o for _, p in parts for o in p.objectives)),
+        ids=[f"{key}/{x}" for key, p in parts for x in p.ids],
+    )
+
 
 @dataclass(frozen=True)
 class Source:
@@ -56,8 +99,9 @@ class Source:
     build: Callable[..., SourceData] | None = None  # (dataset, template, spec, **options) -> SourceData
     options: dict[str, Any] = field(default_factory=dict)  # adapter option -> default
     config: str | None = None  # the dataset config passed as load_dataset(name=...) for Hub ids
-    # files in moalign's own layout skip `datasets`: reader(path, split, max_samples) -> SourceData
+    # files in moalign's own layout skip `datasets`: reader(path, split, max_samples, template) -> SourceData
     reader: Callable[..., SourceData] | None = None
+    task_aware: bool = False  # build also takes objectives= (the task's) and chat= (a ChatRenderer or None)
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str], dict[str, str]]:
@@ -106,8 +150,8 @@ def open_split(path: str, split: str, loader: dict[str, str], config: str | None
         if builder is None:
             raise DataValidationError(f"unknown data file type {local.suffix!r}; use one of "
                                       f"{', '.join(FILE_BUILDERS)}", file=path)
-        # a single file serves whatever split is asked for
-        return datasets.load_dataset(builder, data_files={split: str(local)}, split=split)
+        # a single file serves whatever split is asked for (slices such as train[:90%] included)
+        return datasets.load_dataset(builder, data_files={split_name(split): str(local)}, split=split)
     if local.is_dir() and _is_saved_dataset(local):
         data = datasets.load_from_disk(str(local))
         if not isinstance(data, datasets.DatasetDict):
@@ -118,11 +162,27 @@ def open_split(path: str, split: str, loader: dict[str, str], config: str | None
     kwargs = dict(loader)
     if config and "name" not in kwargs and not local.exists():
         kwargs["name"] = config
+    if not local.exists():  # a Hub id: fail at once, not after a minute of retries, when it cannot load here
+        check_hub_source(path, what="dataset", setting=f"dataset {path!r} (task.train_data / task.test_prompts)",
+                         repo_type="dataset", revision=kwargs.get("revision"))
     return datasets.load_dataset(path, split=split, **kwargs)
 
 
 def _is_saved_dataset(folder: Path) -> bool:
     return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def split_name(split: str) -> str:
+    """``"train[:90%]"`` -> ``"train"``: the split a slice expression reads."""
+    return split.split("[", 1)[0].strip()
+
+
+def serves_every_split(path: str) -> bool:
+    """True for a single data file or a saved single ``Dataset``: any split asked of it is the same rows."""
+    local = Path(path)
+    if local.is_file():
+        return True
+    return local.is_dir() and (local / "state.json").is_file() and not (local / "dataset_dict.json").is_file()
 
 
 def require_columns(dataset, names: list[str], source: str, spec: str) -> None:
