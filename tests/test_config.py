@@ -221,3 +221,12 @@ def test_extra_is_checked_when_built_in_python_and_warmup_is_given_once():
     with pytest.raises(ConfigError, match="give one of them"):
         TrainSettings(warmup_ratio=0.1, extra={"warmup_steps": 10})
     assert TrainSettings(extra={"warmup_steps": 10}).extra == {"warmup_steps": 10}
+
+
+def test_an_override_value_yaml_cannot_read_is_a_config_error_with_the_quoting_fix():
+    from moalign.config import ConfigError, apply_overrides
+
+    with pytest.raises(ConfigError, match=r"override 'task.rewards=\[hf:x\?convention=chat\]': the value is not valid "
+                                          r"YAML .*quote values"):
+        apply_overrides({}, ["task.rewards=[hf:x?convention=chat]"])
+    assert apply_overrides({}, ["task.rewards=['hf:x?convention=chat']"]) == {"task": {"rewards": ["hf:x?convention=chat"]}}

@@ -436,8 +436,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {key!r} is a value, not a section")
-        node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        node[keys[-1]] = _override_value(item, raw)
     return data
+
+
+def _override_value(item: str, raw: str) -> Any:
+    """The YAML value of one ``a.b=c`` override; a value YAML cannot read is refused with the quoting fix."""
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem}); quote values that hold "
+                          "YAML characters such as ? : [ ] { } #, e.g. task.rewards=['hf:org/rm?convention=chat']"
+                          ) from None
 
 
 def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:

@@ -8,7 +8,9 @@ after an assistant turn), the response as the assistant turn's content, as plain
 ``task.chat_template`` chooses the tokenizer: ``"auto"`` = ``task.chat_tokenizer`` (the run config fills it
 with ``model.name_or_path``), ``"none"`` = conversational data is refused, anything else = a tokenizer
 folder or Hub id. The tokenizer is loaded (``AutoTokenizer.from_pretrained``, never remote code) only when a
-conversational row is met, so standard (string) data never needs one.
+conversational row is met, so standard (string) data never needs one. Each rendered prompt's messages are
+kept (``TaskData.conversations``), so a reward model with a chat template of its own renders the same
+conversation with its own tokenizer (``hf:...?convention=chat``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ChatRenderer:
             tokenizer).__name__
         self.where = where
         self._tokenizer = None if isinstance(tokenizer, str) else tokenizer
+        self.conversations: dict[str, list[dict]] = {}  # rendered prompt -> its messages (reward models' input)
 
     @property
     def tokenizer(self):
@@ -43,7 +46,9 @@ class ChatRenderer:
         """The prompt messages as text, ready for the assistant's reply (TRL's own rendering)."""
         from trl.data_utils import maybe_apply_chat_template
 
-        return maybe_apply_chat_template({"prompt": messages}, self.tokenizer)["prompt"]
+        text = maybe_apply_chat_template({"prompt": messages}, self.tokenizer)["prompt"]
+        self.conversations.setdefault(text, [dict(m) for m in messages])
+        return text
 
 
 def _load(name: str, where: str):

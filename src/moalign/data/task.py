@@ -25,7 +25,7 @@ template. Conversational data is rendered with the policy's chat template (:mod:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,8 @@ class TaskData:
     test_prompts: list[str]
     golden: list[str] | None  # reference answers to ``test_prompts`` (for win rates), when known for all
     holdout: dict | None = None  # a held-out test split: seed, size, test_prompts / train_prompts counts
+    # rendered prompt -> its messages, for conversational data (reward models render them with their own template)
+    conversations: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def load_task(task: TaskConfig, seed: int = 0, *, tokenizer: Any = None) -> TaskData:
@@ -118,6 +120,7 @@ def _from_source(task: TaskConfig, tokenizer: Any) -> TaskData:
     return TaskData(
         responses=train.responses, pairs=train.pairs, test_prompts=prompts,
         golden=golden if prompts and all(g is not None for g in golden) else None, holdout=holdout,
+        conversations=dict(chat.conversations) if chat is not None else {},
     )
 
 

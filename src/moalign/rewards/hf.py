@@ -32,6 +32,8 @@ CONVENTIONS: dict[str, str] = {
     "concat": "tokenizer(prompt + response): one text",
     "response_only": "tokenizer(response): the prompt is ignored",
     "reversed_with_bos": "tokenizer(response + ' ' + bos + ' ' + prompt): RiC's call of the summary RM",
+    "chat": "the reward tokenizer's own chat template over the conversation: the prompt's messages, then the "
+            "response as the assistant turn",
 }
 LOADERS: dict[str, str] = {
     "sequence_classification": "AutoModelForSequenceClassification; reward = logits[:, logit]",
@@ -152,6 +154,31 @@ PRESETS: dict[str, HFRewardSpec] = {
 }
 
 
+def prompt_messages(prompt: str, conversations: dict[str, list[dict]] | None = None) -> list[dict]:
+    """The conversation a prompt stands for: the messages it was rendered from (``conversations``, kept by
+    the data layer for chat-templated data), else the turns of an HH-format prompt, else one user message.
+
+    >>> prompt_messages("Name a fruit.")
+    [{'role': 'user', 'content': 'Name a fruit.'}]
+    """
+    if conversations and prompt in conversations:
+        return [dict(m) for m in conversations[prompt]]
+    if "\n\nHuman:" in prompt:
+        parts = re.split(r"\n\n(Human|Assistant):", prompt)
+        turns = [{"role": "user" if role == "Human" else "assistant", "content": text.strip()}
+                 for role, text in zip(parts[1::2], parts[2::2])]
+        return [t for t in turns if t["content"] or t["role"] == "user"]
+    return [{"role": "user", "content": prompt.strip()}]
+
+
+def chat_texts(tokenizer: Any, prompts: Sequence[str], responses: Sequence[str],
+               conversations: dict[str, list[dict]] | None = None) -> list[str]:
+    """Each (prompt, response) as the reward tokenizer's chat template renders the whole conversation."""
+    return [tokenizer.apply_chat_template(prompt_messages(p, conversations) + [{"role": "assistant", "content": r}],
+                                          tokenize=False)
+            for p, r in zip(prompts, responses, strict=True)]
+
+
 def build_texts(
     convention: str, prompts: Sequence[str], responses: Sequence[str], bos_token: str | None = None
 ) -> tuple[list[str], list[str] | None]:
@@ -169,6 +196,8 @@ def build_texts(
         if not bos_token:
             raise ValueError("convention=reversed_with_bos needs a tokenizer with a bos_token")
         return [f"{r} {bos_token} {p}" for p, r in zip(prompts, responses)], None
+    if convention == "chat":
+        raise ValueError("convention=chat renders with the reward's tokenizer: use chat_texts")
     _check_choice("convention", convention, CONVENTIONS)
     raise AssertionError("unreachable")
 
@@ -266,10 +295,13 @@ class HFRewardModel:
     """A :class:`~moalign.rewards.base.RewardFunction` over a Hugging Face reward model.
 
     ``model``/``tokenizer`` may be passed in (already loaded); otherwise they are loaded from ``spec.model``
-    through the shared cache, so two rewards over the same checkpoint hold one copy.
+    through the shared cache, so two rewards over the same checkpoint hold one copy. ``conversations``
+    (rendered prompt -> messages, ``TaskData.conversations``) lets ``convention="chat"`` render chat-templated
+    prompts' own messages with this model's template.
     """
 
-    def __init__(self, spec: HFRewardSpec, model: Any = None, tokenizer: Any = None, name: str | None = None):
+    def __init__(self, spec: HFRewardSpec, model: Any = None, tokenizer: Any = None, name: str | None = None,
+                 conversations: dict[str, list[dict]] | None = None):
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither")
         self.spec = spec
@@ -277,6 +309,10 @@ class HFRewardModel:
         if model is None:
             model, tokenizer = load_reward_backbone(spec)
         self.model, self.tokenizer = model, tokenizer
+        self.conversations = conversations or {}
+        if spec.convention == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"reward {self.name!r}: convention=chat but the tokenizer of {spec.model} has no chat "
+                             "template; choose another convention (text_pair, concat, ...) for this model")
         self.max_length = effective_max_length(tokenizer, spec.max_length, getattr(model, "config", None))
         outputs = num_outputs(model)
         if spec.logit >= outputs:
@@ -289,9 +325,14 @@ class HFRewardModel:
         """The padded, truncated tensors for one batch, exactly as the model will see them."""
         transform = TRANSFORMS[self.spec.transform]
         prompts = [transform(p, self.tokenizer) for p in prompts]
-        texts, pairs = build_texts(self.spec.convention, prompts, responses, self.tokenizer.bos_token)
+        chat = self.spec.convention == "chat"
+        if chat:  # the template writes the special tokens itself
+            texts, pairs = chat_texts(self.tokenizer, prompts, responses, self.conversations), None
+        else:
+            texts, pairs = build_texts(self.spec.convention, prompts, responses, self.tokenizer.bos_token)
         batch = self.tokenizer(
-            texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt",
+            add_special_tokens=not chat,
         )
         if "token_type_ids" in batch and not _takes_argument(self.model, "token_type_ids"):
             del batch["token_type_ids"]  # e.g. a generic fast tokenizer in front of a decoder-only model

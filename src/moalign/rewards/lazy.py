@@ -27,8 +27,10 @@ class LazyRewards:
         objectives: Sequence[str] | None = None,
         *,
         rewards: Sequence[RewardFunction] | None = None,
+        task=None,
     ):
         self.specs = list(specs)
+        self._task = task  # the TaskConfig: its conversations, for rewards with their own chat template
         self._rewards = list(rewards) if rewards is not None else None
         count = len(self._rewards) if self._rewards is not None else len(self.specs)
         if objectives is not None and count != len(objectives):
@@ -42,15 +44,25 @@ class LazyRewards:
 
     @classmethod
     def for_task(cls, task, rewards: Sequence[RewardFunction] | None = None) -> LazyRewards:
-        """The rewards of a :class:`moalign.config.TaskConfig` (``rewards`` objects replace its specs)."""
-        return cls(task.rewards, task.objectives, rewards=rewards)
+        """The rewards of a :class:`moalign.config.TaskConfig` (``rewards`` objects replace its specs); a reward
+        with its own chat template gets the task's conversations (the data is read again, only then)."""
+        return cls(task.rewards, task.objectives, rewards=rewards, task=task)
 
     def __call__(self) -> list:
         if self._rewards is None:
             from moalign.rewards.registry import build_rewards
 
-            self._rewards = build_rewards(self.specs)
+            self._rewards = build_rewards(self.specs, self._conversations())
         return self._rewards
+
+    def _conversations(self) -> dict[str, list[dict]] | None:
+        from moalign.rewards.registry import uses_chat_template
+
+        if self._task is None or not any(uses_chat_template(spec) for spec in self.specs):
+            return None
+        from moalign.data.task import load_task
+
+        return load_task(self._task).conversations
 
     def get(self) -> list:
         return self()

@@ -102,8 +102,9 @@ def _unknown(base: str) -> RewardSpecError:
     )
 
 
-def build_reward(spec: str) -> RewardFunction:
-    """A reward function from a spec string (see the module docstring); HF models load once per checkpoint."""
+def build_reward(spec: str, conversations: dict[str, list[dict]] | None = None) -> RewardFunction:
+    """A reward function from a spec string (see the module docstring); HF models load once per checkpoint.
+    ``conversations``: the task's rendered prompt -> messages, for ``hf:...?convention=chat``."""
     if not isinstance(spec, str) or not spec.strip():
         raise RewardSpecError(f"reward spec {spec!r}: give a rule name, a preset name or 'hf:<path>'")
     base, options = split_spec(spec)
@@ -112,11 +113,17 @@ def build_reward(spec: str) -> RewardFunction:
         if options:
             raise RewardSpecError(f"reward spec {spec!r}: rule {base!r} takes no options")
         return rules[base]()
-    return HFRewardModel(parse_hf_spec(spec))
+    return HFRewardModel(parse_hf_spec(spec), conversations=conversations)
 
 
-def build_rewards(specs: Sequence[str]) -> list[RewardFunction]:
+def build_rewards(specs: Sequence[str], conversations: dict[str, list[dict]] | None = None) -> list[RewardFunction]:
     """One reward per spec, in order (the columns of the score matrix)."""
     if isinstance(specs, str):
         raise RewardSpecError(f"build_rewards takes a list of specs, got the single string {specs!r}")
-    return [build_reward(spec) for spec in specs]
+    return [build_reward(spec, conversations) for spec in specs]
+
+
+def uses_chat_template(spec: str) -> bool:
+    """Whether a reward spec renders conversations with its own chat template (``convention=chat``)."""
+    base, _ = split_spec(spec)
+    return base not in rule_names() and parse_hf_spec(spec).convention == "chat"
