@@ -161,3 +161,47 @@ def test_train_help_without_a_method_says_how_to_get_its_fields(capsys):
         main(["train", "--help"])
     out = capsys.readouterr().out
     assert "`moalign train METHOD --help` also lists METHOD's fields" in out and "method.beta" not in out
+
+
+def test_verbose_is_a_global_flag_before_or_after_the_verb():
+    parse = build_parser().parse_args
+    assert parse(["-v", "train", "ric"]).verbose and parse(["train", "ric", "-v"]).verbose
+    assert parse(["train", "ric", "c.yaml", "a=1", "--verbose"]).overrides == ["a=1"]
+    assert not parse(["train", "ric"]).verbose and not parse(["methods"]).verbose
+
+
+def _small_ric_run(run_dir, tiny_lm_dir) -> list[str]:
+    """``moalign train ric`` on the tiny model, offline stage only: 4 SFT steps (TRL), two preferences."""
+    return ["train", "ric", f"run_dir={run_dir}", f"model.name_or_path={tiny_lm_dir}", "task.num_test_prompts=4",
+            "eval.stats_samples=40", "eval.samples_per_point=1", "eval.generation.max_new_tokens=8",
+            "eval.grid=list:1,0;0,1", "method.train.max_steps=4", "method.train.logging_steps=2",
+            "method.train.per_device_train_batch_size=4", "method.online.iterations=0"]
+
+
+def test_a_training_run_prints_loss_lines_and_ends_with_the_metrics_table(tmp_path, tiny_lm_dir, capfd, recwarn):
+    from moalign.eval.report import metrics_table
+
+    def deprecations() -> list[str]:  # TrainingArguments' old gradient_checkpointing name: args.py no longer uses it
+        return [str(w.message) for w in recwarn.list if "`gradient_checkpointing` is deprecated" in str(w.message)]
+
+    capfd.readouterr()
+    assert main(_small_ric_run(tmp_path / "quiet", tiny_lm_dir)) == 0
+    assert deprecations() == []
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    for noise in ("{'loss':", "'train_runtime'", "Tokenizing train dataset", "Map", "Loading weights",
+                  "Writing model shards"):
+        assert noise not in text
+    assert "  step 2/4  loss " in captured.out and "  step 4/4  loss " in captured.out
+    assert "  trained 4 steps in " in captured.out
+    table = metrics_table([tmp_path / "quiet"])
+    assert table.startswith("run ") and "collapse" in table
+    assert captured.out.endswith(f"\n\n{table}\nreport: {tmp_path / 'quiet'}/report/index.html\n")
+
+    assert main(["-v", *_small_ric_run(tmp_path / "verbose", tiny_lm_dir)]) == 0  # everything, as the libraries print it
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    assert "{'loss':" in text and "Tokenizing train dataset" in text and "Loading weights" in text
+    assert deprecations() == []  # not hidden: not raised at all
+    assert "  step 2/4  loss " not in text
+    assert captured.out.endswith(f"report: {tmp_path / 'verbose'}/report/index.html\n")

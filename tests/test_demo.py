@@ -8,9 +8,20 @@ from moalign.demo import run_demo
 
 
 @pytest.mark.slow
-def test_demo_trains_both_methods_and_writes_one_comparison_report(tmp_path):
+def test_demo_trains_both_methods_and_writes_one_comparison_report(tmp_path, capfd):
+    from moalign.console import quiet_output
+    from moalign.eval.report import metrics_table
+
     overrides = ["task.num_test_prompts=4", "method.train.max_steps=3", "eval.grid=simplex:2"]
-    report, timings = run_demo(tmp_path, ["paretohqd", "ric"], overrides)
+    capfd.readouterr()
+    with quiet_output():  # as `moalign demo` runs it
+        report, timings = run_demo(tmp_path, ["paretohqd", "ric"], overrides)
+    captured = capfd.readouterr()
+    lines = (captured.out + captured.err).count("\n")
+    assert lines < 200, f"the demo printed {lines} lines"  # full-size `make demo`: see docs/cli.md, Output
+    table = metrics_table([tmp_path / "paretohqd", tmp_path / "ric"])
+    assert table.splitlines()[0].split() == ["run", "paretohqd", "ric"]
+    assert captured.out.endswith(f"\n\n{table}\nreport: {report / 'index.html'}\n")
     assert {"paretohqd: train", "ric: train", "paretohqd: evaluate", "ric: evaluate"} <= set(timings)
     metrics = json.loads((report / "metrics.json").read_text())
     assert [run["label"] for run in metrics["runs"]] == ["paretohqd", "ric"]

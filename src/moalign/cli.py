@@ -8,7 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 
@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with _output(args):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"moalign {args.verb}: interrupted", file=sys.stderr)
         return 130
@@ -30,6 +31,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"moalign {args.verb}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+# the verbs that load models or datasets: their library progress bars and known-harmless warnings are quieted
+# unless -v (moalign.console); the others never import those libraries, so they stay fast
+QUIET_VERBS = frozenset({"demo", "train", "eval", "score"})
+VERBOSE_HELP = ("show the libraries' own output as well: every progress bar, the raw log dicts of the trainers, "
+                "every warning (default: one bar per stage and one formatted line per training log)")
+
+
+def _output(args):
+    """What a verb prints: quieted by :func:`moalign.console.quiet_output` unless ``-v``."""
+    if args.verb not in QUIET_VERBS or args.verbose:
+        return nullcontext()
+    from moalign.console import quiet_output
+
+    return quiet_output()
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -67,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="moalign",
         description="Multi-objective alignment of language models.",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
 
     p = sub.add_parser("demo", help="run the embedded end-to-end demo")
@@ -110,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method", add_help=False)
     p.add_argument("-h", "--help", action=MethodHelp, help="show this help and, after METHOD, the method's fields")
     p.add_argument("method", help="method name (see `moalign methods`)")
-    p.add_argument("config", nargs="?", help="YAML config (default: configs/embedded/<method>.yaml values)")
+    p.add_argument("config", nargs="?", help="YAML config, or a shipped config's name such as embedded/dpo "
+                   "(default: the method's embedded config, embedded/<method>)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.train.max_steps=10")
     p.add_argument("--no-eval", action="store_true", help="train only; skip the evaluation sweep")
     p.set_defaults(func=_train)
@@ -138,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("method", help="method name (see `moalign methods`)")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied before printing")
     p.set_defaults(func=_config)
+    for verb_parser in sub.choices.values():  # -v also after the verb; SUPPRESS keeps one given before it
+        verb_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from moalign.checks import validate_run_config
-from moalign.methods.registry import method_config
+from moalign.methods.registry import default_config_path, method_config
 from moalign.methods.train_run import train_method
 
 
@@ -19,11 +19,12 @@ def run_demo(
     run_dir: str | Path, methods: list[str], overrides: list[str] | None = None
 ) -> tuple[Path, dict[str, float]]:
     """Run the demo under ``run_dir``; return the report folder and the wall time of each stage."""
-    from moalign.eval.report import write_report
+    from moalign.eval.report import metrics_table, write_report
     from moalign.models.tiny import ensure_tiny_model
 
     run_dir = Path(run_dir)
-    configs = {method: method_config(method, None, [*(overrides or []), f"run_dir={run_dir / method}"])
+    configs = {method: method_config(method, default_config_path(method, required=True),  # never bare defaults
+                                     [*(overrides or []), f"run_dir={run_dir / method}"])
                for method in methods}
     for config in configs.values():
         validate_run_config(config)
@@ -43,7 +44,8 @@ def run_demo(
     report = write_report([Path(s["run_dir"]) for s in summaries], run_dir / "report")
     timings["report"] = time.perf_counter() - start
     _print_timings(timings)
-    print(f"report: {report}")
+    print(f"\n{metrics_table([Path(s['run_dir']) for s in summaries])}")
+    print(f"report: {Path(report) / 'index.html'}")
     return Path(report), timings
 
 

@@ -105,8 +105,14 @@ def write_jsonl(path, rows) -> str:
 def _datasets_cache(tmp_path_factory, monkeypatch):
     import datasets
 
+    from datasets.utils import is_progress_bar_enabled
+
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.getbasetemp() / "hf_datasets_cache")
+    was_enabled = is_progress_bar_enabled()
     datasets.disable_progress_bars()
+    yield
+    if was_enabled:  # later tests (the CLI's output) see the bars as a fresh process does
+        datasets.enable_progress_bars()
 
 
 @pytest.fixture

@@ -70,3 +70,22 @@ def test_unknown_types_and_missing_files_are_clear_errors(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"factory": "nocolon"}))
     with pytest.raises(ValueError, match="module:function"):
         load_family(tmp_path / "bad.json")
+
+
+def test_a_trained_family_and_the_same_family_loaded_back_hash_alike(tmp_path, monkeypatch):
+    """The generation stages hash ``portable_description``: a family built in this process with a relative run
+    folder and the same family read back from family.json (absolute paths) are one family."""
+    from moalign.eval.family import portable_description
+    from moalign.methods.panacea import PanaceaFamily
+
+    monkeypatch.chdir(tmp_path)
+    for stage in ("runs/x/train/a", "runs/x/train/b", "runs/x/train/panacea-ls"):
+        (tmp_path / stage).mkdir(parents=True)
+    trained = [CheckpointFamily("ckpt", {(1.0, 0.0): "runs/x/train/a", (0.0, 1.0): "runs/x/train/b"}),
+               PanaceaFamily("runs/x/train/panacea-ls", 2, name="panacea-ls")]
+    for family in trained:
+        save_family(family, "runs/x/family.json")
+        loaded = load_family("runs/x")
+        assert family.describe() != loaded.describe()  # cwd-relative vs absolute paths
+        assert portable_description(family, "runs/x") == portable_description(loaded, tmp_path / "runs/x")
+    assert portable_description(trained[1], "runs/x")["path"] == "train/panacea-ls"

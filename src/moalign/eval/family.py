@@ -118,19 +118,27 @@ def save_family(family: PolicyFamily, path: str | Path) -> Path:
     inside that folder are written relative to it, so a run directory can be moved.
     """
     path = Path(path)
-    description = dict(family.describe())
+    description = family.describe()
     if "factory" not in description and description.get("type") not in _BUILTIN_LOADERS:
         raise ValueError(
             f"family {getattr(family, 'name', family)!r}: describe() must carry a built-in 'type' "
             f"({sorted(_BUILTIN_LOADERS)}) or a 'factory': 'module:function' that rebuilds it"
         )
-    root = path.parent.resolve()
+    atomic_write_json(path, portable_description(family, path.parent))
+    return path
+
+
+def portable_description(family: PolicyFamily, root: str | Path) -> dict:
+    """``family.describe()`` with its model paths inside ``root`` written relative to it: what is saved (so a
+    run directory can be moved) and what evaluation stages hash (so the family trained in this process and
+    the same family loaded back later from ``family.json`` are one family, whatever the working directory)."""
+    description = dict(family.describe())
+    root = Path(root).resolve()
     if description.get("type") == "checkpoints":
         description["checkpoints"] = {k: _relative(v, root) for k, v in description["checkpoints"].items()}
-    elif description.get("type") == "shared":
-        description["path"] = _relative(description["path"], root)
-    atomic_write_json(path, description)
-    return path
+    elif description.get("type") == "shared" or ("factory" in description and isinstance(description.get("path"), str)):
+        description["path"] = _relative(description["path"], root)  # a factory (Panacea, RiC) reads it relative to root
+    return description
 
 
 def load_family(path: str | Path) -> PolicyFamily:

@@ -25,10 +25,11 @@ import numpy as np
 
 from moalign.checks import validate_run_config
 from moalign.config import RunConfig, apply_overrides, from_dict, load_yaml, save_config
+from moalign.console import echo, nested_progress
 from moalign.eval.family import PolicyFamily
 from moalign.eval.grid import eval_grid
 from moalign.eval.inputs import load_prompts, load_zscore, prompts_stage, stats_stage
-from moalign.eval.report import degenerate_note, write_report
+from moalign.eval.report import degenerate_note, metrics_table, write_report
 from moalign.eval.rows import file_digest, read_rows, write_rows
 from moalign.eval.score import score_stage
 from moalign.eval.stages import METRICS_STAGE, PROMPTS_STAGE, REPORT_STAGE
@@ -36,6 +37,7 @@ from moalign.eval.sweep import generation_stage
 from moalign.io_utils import atomic_write_json
 from moalign.pipeline import Run
 from moalign.rewards.lazy import LazyRewards
+from moalign.shipped_configs import resolve_config
 
 
 def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequence | None = None) -> dict:
@@ -51,10 +53,10 @@ def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequenc
     stats = stats_stage(run, config, get_rewards, get_rewards.identity)
     scores, judges = [], []
     get_judge = _Judge(config.eval, objectives, get_rewards)
+    inner = nested_progress(config.eval.progress)  # per-point bars inside the "preferences" bar: verbose only
     for w, tag in _progress(list(zip(ws, grid.tags)), config.eval.progress, "preferences"):
-        generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed,
-                                     config.eval.progress)
-        scores.append(score_stage(run, generated, objectives, get_rewards, get_rewards.identity, config.eval.progress))
+        generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed, inner)
+        scores.append(score_stage(run, generated, objectives, get_rewards, get_rewards.identity, inner))
         if config.eval.win_rate:
             judges.append(_judge_stage(run, config, scores[-1], objectives, get_rewards, get_judge))
     _metrics_stage(run, config, family, ws, scores, judges, stats)
@@ -239,6 +241,7 @@ def _write_own_report(run: Run):
 
 def load_eval_config(config_path: str | None, overrides: list[str]) -> RunConfig:
     """A RunConfig for evaluation; a ``method:`` section (a trained run's config) is kept as data, unread."""
+    config_path = resolve_config(config_path) if config_path else None  # a file, or a shipped name
     data = apply_overrides(load_yaml(config_path) if config_path else {}, overrides)
     method = data.pop("method", None)
     config = from_dict(RunConfig, data, str(config_path or "config"))
@@ -264,15 +267,24 @@ def resolve_family(config: RunConfig, run: Run) -> PolicyFamily:
     return SharedModelFamily("base", model.name_or_path, loader=loader)
 
 
+def evaluate_config(
+    config: RunConfig, *, family: PolicyFamily | None = None, rewards: Sequence | None = None
+) -> tuple[dict, Path]:
+    """Evaluate ``family`` (default: :func:`resolve_family`) as ``config`` says, in ``config.run_dir`` (resuming
+    finished stages); returns the metrics (``metrics.json``) and the run folder. ``moalign eval`` and
+    :func:`moalign.evaluate` both run this."""
+    validate_run_config(config, task_rewards=rewards is None)  # before the run directory is created or locked
+    run = Run(config.run_dir, echo=echo)
+    save_config(config, run.root / _config_name(run.root, config))
+    family = family if family is not None else resolve_family(config, run)
+    return evaluate(config, family, run, rewards), run.root
+
+
 def eval_command(config_path: str | None, overrides: list[str], rewards: Sequence | None = None) -> int:
     """``moalign eval``: evaluate the configured family in ``run_dir`` (resuming finished stages)."""
     config = load_eval_config(config_path, list(overrides))
-    validate_run_config(config, task_rewards=rewards is None)  # before the run directory is created or locked
-    run = Run(config.run_dir)
-    save_config(config, run.root / _config_name(run.root, config))
-    family = resolve_family(config, run)
-    result = evaluate(config, family, run, rewards)
-    _print_summary(result, run.root)
+    result, root = evaluate_config(config, rewards=rewards)
+    _print_summary(result, root)
     return 0
 
 
@@ -292,14 +304,12 @@ def _print_summary(result: dict, root: Path) -> None:
     print(f"  hypervolume {_number(hv['value'])} (raw; {reference}{hv['reference_rule']})")
     if "hypervolume_z" in metrics:
         print(f"  hypervolume {_number(metrics['hypervolume_z']['value'])} (train z-scores)")
-    print(f"  collapse rate {metrics['collapse_rate']['value']:.3f}")
     note = degenerate_note(result)
     if note:
         print(f"  WARNING: {note}")
     if metrics.get("degenerate", {}).get("warning"):
         print(f"  WARNING: {metrics['degenerate']['warning']}")
-    if "win_rate" in metrics:
-        print(f"  net win rate (overall) {metrics['win_rate']['value']['overall']['net']:+.3f}")
+    print(f"\n{metrics_table([root])}")  # collapse rate, net win rate and the other metrics, one per line
     print(f"report: {root / REPORT_STAGE / 'index.html'}")
 
 

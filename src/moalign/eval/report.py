@@ -194,11 +194,8 @@ def warning_lines(runs: list[RunResult]) -> list[str]:
     return out
 
 
-def write_report(run_dirs: list[Path], out_dir: Path, samples_per_point: int = 8) -> Path:
-    """Write fronts.png, metrics.md, metrics.json and index.html for ``run_dirs`` into ``out_dir``."""
-    from moalign.eval.html import render_html
-    from moalign.plot import FrontSeries, save_fronts
-
+def load_runs(run_dirs: list[Path], samples_per_point: int = 8) -> list[RunResult]:
+    """The evaluated runs of a report, labelled (:func:`_labels`); they must score the same objectives."""
     run_dirs = [Path(p) for p in run_dirs]
     if not run_dirs:
         raise ValueError("moalign report needs at least one run directory")
@@ -207,6 +204,26 @@ def write_report(run_dirs: list[Path], out_dir: Path, samples_per_point: int = 8
         if run.objectives != runs[0].objectives:
             raise ValueError(f"{run.run_dir} scores {run.objectives} but {runs[0].run_dir} scores {runs[0].objectives}; "
                              "a report compares runs on the same objectives")
+    return runs
+
+
+def metrics_table(run_dirs: list[Path]) -> str:
+    """The report's metrics table (:func:`table_rows`) for a terminal: one line per metric, one column per run,
+    aligned; a metric undefined ("–") for every run is left out. The report's metrics.md explains each one."""
+    runs = load_runs(run_dirs, samples_per_point=0)
+    header, rows = table_rows(runs, comparison(runs))
+    lines = [[name, *(row[i] for row in rows)] for i, name in enumerate(header)]
+    lines = [lines[0], *(line for line in lines[1:] if any(cell != "–" for cell in line[1:]))]
+    widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def write_report(run_dirs: list[Path], out_dir: Path, samples_per_point: int = 8) -> Path:
+    """Write fronts.png, metrics.md, metrics.json and index.html for ``run_dirs`` into ``out_dir``."""
+    from moalign.eval.html import render_html
+    from moalign.plot import FrontSeries, save_fronts
+
+    runs = load_runs(run_dirs, samples_per_point)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compared = comparison(runs)

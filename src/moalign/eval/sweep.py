@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from moalign.config import GenerationSettings
-from moalign.eval.family import PolicyFamily
+from moalign.eval.family import PolicyFamily, portable_description
 from moalign.eval.inputs import load_prompts
 from moalign.eval.rows import write_rows
 from moalign.eval.stages import PROMPTS_STAGE, generation_stage_name
@@ -34,7 +34,8 @@ def generation_stage(
     original prompt (what rewards and judges see) and the conditioned one (what the model saw).
     """
     name = generation_stage_name(tag)
-    inputs = {"family": family.describe(), "w": [float(x) for x in w], "generation": settings, "seed": seed}
+    inputs = {"family": portable_description(family, run.root), "w": [float(x) for x in w], "generation": settings,
+              "seed": seed}
 
     def compute(tmp: Path) -> None:
         prompts = load_prompts(run).prompts

@@ -47,17 +47,26 @@ def get_method(name: str) -> MethodSpec:
     return specs[name]
 
 
-def default_config_path(method: str) -> Path | None:
-    """configs/embedded/<method>.yaml from the source tree, when it exists (the embedded default)."""
-    path = Path(__file__).resolve().parents[3] / "configs" / "embedded" / f"{method}.yaml"
-    return path if path.is_file() else None
+def default_config_path(method: str, *, required: bool = False) -> Path | None:
+    """The shipped ``embedded/<method>.yaml`` (inside the installed package), None when there is none; a
+    ConfigError instead when ``required`` (the demo: it must not run on the bare dataclass defaults)."""
+    from moalign.config import ConfigError
+    from moalign.shipped_configs import shipped_config, shipped_config_dir
+
+    path = shipped_config(f"embedded/{method}")
+    if path is None and required:
+        raise ConfigError(f"{shipped_config_dir() / 'embedded' / (method + '.yaml')}: the embedded config of "
+                          f"{method!r} is missing from the installed package; reinstall moalign (the wheel ships "
+                          f"moalign/configs/), or pass a config file")
+    return path
 
 
 def method_config(name: str, config_path: str | Path | None = None, overrides: Sequence[str] = ()):
-    """The :class:`~moalign.config.RunConfig` of method ``name``: ``config_path`` (default: its embedded config)
-    plus ``overrides``, its ``method:`` section typed by the method's config class."""
+    """The :class:`~moalign.config.RunConfig` of method ``name``: ``config_path`` (a file or a shipped name such
+    as ``embedded/dpo``; default: its embedded config) plus ``overrides``, its ``method:`` section typed by the
+    method's config class."""
     from moalign.config import load_run_config
+    from moalign.shipped_configs import resolve_config
 
-    path = config_path or default_config_path(name)
+    path = resolve_config(config_path) if config_path else default_config_path(name)
     return load_run_config(path, list(overrides), method_cls=get_method(name).config_cls)
-

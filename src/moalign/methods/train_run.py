@@ -10,6 +10,7 @@ import time
 
 from moalign.checks import validate_run_config
 from moalign.config import ConfigError, RunConfig
+from moalign.console import echo
 from moalign.methods.registry import default_config_path, get_method, method_config
 from moalign.pipeline import Run
 
@@ -29,7 +30,7 @@ def train_method(method: str, config: RunConfig, evaluate: bool = True) -> dict:
         raise ConfigError(f"method: {method} takes a {spec.config_cls.__name__} section, got "
                           f"{type(config.method).__name__}; load the config with method_config({method!r}, ...)")
     validate_run_config(config)
-    with Run(config.run_dir) as run:
+    with Run(config.run_dir, echo=echo) as run:  # stage messages above the progress bars
         return _train_in(run, method, spec, config, evaluate)
 
 
@@ -56,5 +57,9 @@ def train_command(method: str, config_path: str | None, overrides: list[str], ev
     summary = train_method(method, config, evaluate=evaluate)
     print(f"{method}: trained in {summary['train_seconds']:.0f} s -> {summary['run_dir']}")
     if "metrics" in summary:
-        print(f"{method}: evaluated in {summary['eval_seconds']:.0f} s; report in {summary['run_dir']}/report")
+        from moalign.eval.report import metrics_table
+        from moalign.eval.stages import REPORT_STAGE
+
+        print(f"{method}: evaluated in {summary['eval_seconds']:.0f} s\n\n{metrics_table([summary['run_dir']])}")
+        print(f"report: {summary['run_dir']}/{REPORT_STAGE}/index.html")
     return 0

@@ -33,7 +33,7 @@ def training_kwargs(settings: TrainSettings, output_dir: str | Path, seed: int) 
         "save_steps": settings.save_steps if settings.save_steps > 0 else 500,
         "bf16": settings.bf16,
         "fp16": False,
-        "gradient_checkpointing": settings.gradient_checkpointing,
+        "activation_checkpointing": settings.gradient_checkpointing,  # transformers 5's name for it
         "report_to": settings.report_to,
         "seed": seed,
         "data_seed": seed,

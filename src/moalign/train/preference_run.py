@@ -21,6 +21,7 @@ import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
 from moalign.config import ModelConfig, TrainSettings
+from moalign.console import attach_loss_lines
 from moalign.data.schema import PairSet, ScoredSet
 from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
 from moalign.train.args import training_kwargs
@@ -119,7 +120,7 @@ def build_preference_trainer(
         per_objective_gradients=per_objective_gradients, grad_layers=grad_layers,
     )
     trainer.moalign_base_name = base_name  # saved adapters name the base as the caller gave it
-    return trainer
+    return attach_loss_lines(trainer)  # one formatted line per log once the CLI quieted the output
 
 
 def _starting_policy(start: ModelConfig, adapter: Adapter, settings: TrainSettings, seed: int):
@@ -164,7 +165,7 @@ def build_response_trainer(
         schedule=schedule, model_hook=model_hook, adapter=adapter, per_objective_gradients=per_objective_gradients,
     )
     trainer.moalign_base_name = base_name
-    return trainer
+    return attach_loss_lines(trainer)
 
 
 def train_preference(

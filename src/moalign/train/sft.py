@@ -124,6 +124,7 @@ def build_sft_trainer(
     from transformers import set_seed
     from trl import SFTTrainer
 
+    from moalign.console import attach_loss_lines
     from moalign.models.load import load_causal_lm
     from moalign.train.checkpoints import CompleteCheckpointMarker
 
@@ -147,7 +148,7 @@ def build_sft_trainer(
         callbacks=[CompleteCheckpointMarker()],
     )
     trainer.moalign_base_name = _base_name(path, init_adapter)
-    return trainer
+    return attach_loss_lines(trainer)  # one formatted line per log once the CLI quieted the output
 
 
 def _base_name(model_path: str | None, init_adapter: str | None) -> str | None:
