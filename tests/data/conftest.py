@@ -104,7 +104,6 @@ def write_jsonl(path, rows) -> str:
 @pytest.fixture(autouse=True)
 def _datasets_cache(tmp_path_factory, monkeypatch):
     import datasets
-
     from datasets.utils import is_progress_bar_enabled
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.getbasetemp() / "hf_datasets_cache")
