@@ -28,12 +28,15 @@ def identity_prompt(prompt: str) -> str:
 @dataclass
 class Policy:
     """A model ready to generate for one preference: ``format_prompt`` rewrites each prompt first
-    (RiC writes its reward targets into it); ``generation_overrides`` changes decoding settings."""
+    (RiC writes its reward targets into it); ``generation_overrides`` changes decoding settings;
+    ``generate``, when set, is called instead of ``model.generate`` (a decoder that is not one HF model, such
+    as MOD's K experts; see :func:`moalign.eval.generate.generate`)."""
 
     model: Any
     tokenizer: Any
     format_prompt: Callable[[str], str] = identity_prompt
     generation_overrides: dict = field(default_factory=dict)
+    generate: Callable | None = None
 
 
 @runtime_checkable
@@ -126,6 +129,17 @@ def save_family(family: PolicyFamily, path: str | Path) -> Path:
         )
     atomic_write_json(path, portable_description(family, path.parent))
     return path
+
+
+def described_path(description: dict, root: str | Path | None, required: Sequence[str], kind: str) -> Path:
+    """The model path of a saved factory family's description (relative ones are read from ``root``, the
+    folder holding it), after checking it has the ``required`` keys; what every ``family_from_description``
+    starts with."""
+    missing = [k for k in ("path", *required) if k not in description]
+    if missing:
+        raise ValueError(f"{kind} family description lacks {missing}; it must come from its describe()")
+    path = Path(description["path"])
+    return Path(root) / path if root is not None and not path.is_absolute() else path
 
 
 def portable_description(family: PolicyFamily, root: str | Path) -> dict:

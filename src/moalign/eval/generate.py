@@ -68,9 +68,14 @@ def generate(
     settings: GenerationSettings | None = None,
     seed: int = 0,
     progress: bool = False,
+    generate_fn=None,
     **overrides,
 ) -> list[str]:
     """Sample one response per prompt.
+
+    ``generate_fn`` (a :class:`~moalign.eval.family.Policy`'s ``generate``) replaces ``model.generate``: it is
+    called with the same keyword arguments plus ``stop_strings`` (it may end a row at one: the text is cut
+    there anyway) and returns prompt + response ids as ``model.generate`` does.
 
     The generator is reseeded from ``seed`` for every batch index, so the output for a prompt depends only on
     its position and the seed, not on what ran before: a resumed evaluation reproduces an uninterrupted one.
@@ -104,7 +109,10 @@ def generate(
             gen_kwargs.update(temperature=params["temperature"], top_p=params["top_p"], top_k=params["top_k"])  # 0 turns top-k off
         if params["forbid_eos_first"] and tokenizer.eos_token_id is not None:
             gen_kwargs["min_new_tokens"] = 1
-        out = model.generate(**enc, **gen_kwargs)
+        if generate_fn is None:
+            out = model.generate(**enc, **gen_kwargs)
+        else:
+            out = generate_fn(**enc, **gen_kwargs, stop_strings=list(params["stop_strings"]))
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         outputs.extend(cut_at_stop_strings(t, params["stop_strings"]) for t in texts)

@@ -56,5 +56,6 @@ def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: in
     from moalign.eval.generate import generate
 
     return generate(
-        policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress, **policy.generation_overrides
+        policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
+        generate_fn=getattr(policy, "generate", None), **policy.generation_overrides
     )

@@ -21,6 +21,9 @@ METHOD_MODULES = {
     "modpo": "moalign.methods.modpo",
     "mgda": "moalign.methods.mgda",
     "panacea": "moalign.methods.panacea",
+    "soups": "moalign.methods.soups",
+    "mod": "moalign.methods.mod",
+    "morlhf": "moalign.methods.morlhf",
 }
 
 

@@ -60,7 +60,9 @@ def sft_config(settings: TrainSettings, output_dir: str | Path, seed: int):
     )
 
 
-def _load_tokenizer_for(model_path: str | None, init_adapter: str | None, model_config: ModelConfig):
+def load_tokenizer_for(model_path: str | None, init_adapter: str | None, model_config: ModelConfig):
+    """The tokenizer of a TRL trainer's start: the adapter's own when it saved one (added tokens), else the
+    model's (shared by the SFT and the online trainers)."""
     from moalign.models.load import load_tokenizer
 
     source = init_adapter if init_adapter and (Path(init_adapter) / "tokenizer_config.json").is_file() else model_path
@@ -83,8 +85,9 @@ def _split_adapter_path(start: Any, init_adapter: str | None) -> tuple[Any, str 
     return start, init_adapter
 
 
-def _prepare_model(model, tokenizer, settings: TrainSettings, init_adapter, trainable_token_ids):
-    """Resize for added tokens; wrap a saved adapter to keep training it; else return a PEFT config or None."""
+def prepare_trl_model(model, tokenizer, settings: TrainSettings, init_adapter, trainable_token_ids):
+    """Resize for added tokens; wrap a saved adapter to keep training it; else return a PEFT config or None
+    (the model and the ``peft_config`` a TRL trainer takes: SFT and online)."""
     from moalign.models.adapters import lora_config
 
     rows = model.get_input_embeddings().weight.shape[0]
@@ -133,12 +136,12 @@ def build_sft_trainer(
     model, init_adapter = _split_adapter_path(start, None if init_adapter is None else str(init_adapter))
     path = str(model) if isinstance(model, (str, Path)) else None
     if tokenizer is None:
-        tokenizer = _load_tokenizer_for(path, init_adapter, model_config)
+        tokenizer = load_tokenizer_for(path, init_adapter, model_config)
     if path is not None:
         revision = model_config.revision if path == model_config.name_or_path else None
         model = load_causal_lm(path, revision=revision, dtype=model_config.dtype,
                                trust_remote_code=model_config.trust_remote_code)
-    model, peft_config = _prepare_model(model, tokenizer, settings, init_adapter, trainable_token_ids)
+    model, peft_config = prepare_trl_model(model, tokenizer, settings, init_adapter, trainable_token_ids)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(settings, output_dir, seed),

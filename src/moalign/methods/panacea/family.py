@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moalign.eval.family import Policy
+from moalign.eval.family import Policy, described_path
 
 FACTORY = "moalign.methods.panacea.family:family_from_description"
 
@@ -52,10 +52,5 @@ class PanaceaFamily:
 def family_from_description(description: dict, root: str | Path | None = None) -> PanaceaFamily:
     """Rebuild a saved Panacea family (the ``factory`` of family persistence); a relative path is read
     relative to ``root``, the folder holding the description."""
-    missing = [k for k in ("path", "num_objectives", "name") if k not in description]
-    if missing:
-        raise ValueError(f"Panacea family description lacks {missing}; it must come from PanaceaFamily.describe()")
-    path = description["path"]
-    if root is not None and not Path(path).is_absolute():
-        path = str(Path(root) / path)
-    return PanaceaFamily(path, description["num_objectives"], name=description["name"])
+    path = described_path(description, root, ("num_objectives", "name"), "Panacea")
+    return PanaceaFamily(str(path), description["num_objectives"], name=description["name"])

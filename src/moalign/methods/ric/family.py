@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moalign.eval.family import Policy
+from moalign.eval.family import Policy, described_path
 from moalign.methods.ric.conditioning import condition_prompt, map_preference
 
 FACTORY = "moalign.methods.ric.family:family_from_description"
@@ -83,10 +83,5 @@ def family_from_description(description: dict, root: str | Path | None = None) -
     if "prompt_style" not in description and "rstrip_quirk" in description:
         description["prompt_style"] = "rstrip" if description.pop("rstrip_quirk") else "clean"
     keys = ("path", "mapping", "low", "high", "assistant_tag", "prompt_style", "name")
-    missing = [k for k in keys if k not in description]
-    if missing:
-        raise ValueError(f"RiC family description lacks {missing}; it must come from RicFamily.describe()")
-    args = {k: description[k] for k in keys}
-    if root is not None and not Path(args["path"]).is_absolute():
-        args["path"] = str(Path(root) / args["path"])
-    return RicFamily(**args)
+    path = described_path(description, root, keys, "RiC")
+    return RicFamily(**{**{k: description[k] for k in keys}, "path": str(path)})

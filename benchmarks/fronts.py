@@ -1,0 +1,222 @@
+"""The comparison suite: each seed paper's comparison on the embedded task, several seeds, one report each.
+
+    python benchmarks/fronts.py --suite paretohqd [--seeds 0 1 2] [--root /tmp/moalign-fronts]
+    python benchmarks/fronts.py --suite panacea | mgda | all
+
+A suite is a list of entries (a family = one CLI run per seed with the shipped embedded configs and the same
+evaluation grid) and the orderings its seed paper claims ("A beats B" on hypervolume, or on net win rate for
+MGDA). Each (entry, seed) run is reused when its folder is kept; its wall time is the sum of its stages'
+recorded seconds (train = every stage outside ``eval/`` and ``report``), so it is the same whether run now or
+read back. An entry whose method is not in the registry yet is skipped with that reason. Writes
+``benchmarks/results/fronts_<suite>.md`` (mean ± sample std per indicator, the claimed orderings with
+whether they hold and by how many standard deviations) and a ``moalign report`` of the seed-0 runs (fronts
+overlaid) under ``<root>/<suite>/report``. A reversed ordering is a finding: it is printed, never hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GRID = "eval.grid=list:0,1;0.25,0.75;0.5,0.5;0.75,0.25;1,0"
+METRICS = ("hypervolume_z", "inner_product", "spacing", "sparsity", "collapse_rate")
+OBJECTIVES = ("positivity", "brevity")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One family of a suite: the CLI verb and arguments (without seed, run_dir and the grid)."""
+
+    name: str
+    args: tuple[str, ...]
+    method: str | None = None  # the registry name it needs (None: plain evaluation)
+
+
+@dataclass(frozen=True)
+class Suite:
+    entries: tuple[Entry, ...]
+    claims: tuple[tuple[str, str], ...]  # (winner, loser) as the seed paper claims
+    metric: str = "hypervolume_z"
+    grid: str = GRID
+    extra: tuple[str, ...] = field(default=())
+
+
+def _train(name: str, method: str, config: str, *overrides: str) -> Entry:
+    return Entry(name, ("train", method, f"configs/embedded/{config}.yaml", *overrides), method)
+
+
+BASE = Entry("base", ("eval", "configs/embedded/eval_base.yaml"))
+SUITES = {
+    "paretohqd": Suite(
+        entries=(_train("paretohqd", "paretohqd", "paretohqd"), _train("ric", "ric", "ric"),
+                 _train("morlhf", "morlhf", "morlhf"), _train("dpo-soups", "soups", "soups"),
+                 _train("modpo", "modpo", "modpo"), _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
+        claims=tuple(("paretohqd", other) for other in ("ric", "morlhf", "dpo-soups", "modpo", "dpo-lw")),
+    ),
+    "panacea": Suite(
+        entries=(_train("panacea-ls", "panacea", "panacea"),
+                 _train("panacea-tche", "panacea", "panacea", "method.aggregation=tche"),
+                 _train("panacea-sft-ls", "panacea", "panacea_sft"), _train("dpo-soups", "soups", "soups"),
+                 _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
+        claims=(("panacea-ls", "dpo-soups"), ("panacea-tche", "dpo-soups"), ("panacea-ls", "dpo-lw"),
+                ("panacea-tche", "dpo-lw")),
+    ),
+    "mgda": Suite(
+        entries=(_train("mgda-decoupled", "mgda", "mgda"),
+                 *(_train(f"mgda-{mode}", "mgda", "mgda", f"method.mode={mode}")
+                   for mode in ("vanilla", "normalised", "uniform", "groupdro"))),
+        claims=tuple(("mgda-decoupled", f"mgda-{mode}") for mode in ("vanilla", "normalised", "uniform", "groupdro")),
+        metric="net_win", grid="eval.grid=list:0.5,0.5",
+    ),
+}
+
+
+def available(entry: Entry) -> str | None:
+    """None when the entry can run, else why not (its method is not registered yet)."""
+    from moalign.methods.registry import METHOD_MODULES
+
+    if entry.method is not None and entry.method not in METHOD_MODULES:
+        return f"method {entry.method!r} is not in moalign's registry yet"
+    return None
+
+
+def run(entry: Entry, suite: Suite, seed: int, root: Path) -> dict:
+    """The metrics and stage wall times of one (entry, seed) run, trained and evaluated now or read back."""
+    run_dir = root / f"{entry.name}-s{seed}"
+    metrics_file = run_dir / "eval" / "metrics" / "metrics.json"
+    if not metrics_file.is_file():
+        command = [sys.executable, "-m", "moalign", *entry.args, f"seed={seed}", f"run_dir={run_dir}", suite.grid,
+                   "eval.progress=false", "eval.win_rate=true", *suite.extra]
+        done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    train_s = eval_s = 0.0
+    for stage in run_dir.rglob("_stage.json"):
+        relative = stage.parent.relative_to(run_dir).as_posix()
+        seconds = float(json.loads(stage.read_text()).get("seconds", 0.0))
+        if relative.startswith(("eval/", "report")):
+            eval_s += seconds
+        else:
+            train_s += seconds
+    return {"metrics": json.loads(metrics_file.read_text())["metrics"], "train_s": train_s, "eval_s": eval_s}
+
+
+def values(metrics: dict) -> dict[str, float]:
+    out = {}
+    for name in METRICS:
+        value = metrics.get(name, {}).get("value")
+        out[name] = float("nan") if value is None else float(value)
+    for objective in OBJECTIVES:
+        rho = metrics.get("controllability", {}).get("value", {}).get(objective)
+        out[f"control/{objective}"] = float("nan") if rho is None else float(rho)
+    win = metrics.get("win_rate", {}).get("value", {}).get("overall", {}).get("net")
+    out["net_win"] = float("nan") if win is None else float(win)
+    return out
+
+
+def mean_std(column: list[float]) -> tuple[float, float]:
+    finite = np.asarray([x for x in column if np.isfinite(x)], dtype=float)
+    if not len(finite):
+        return float("nan"), float("nan")
+    return float(finite.mean()), float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+
+
+def fmt(pair: tuple[float, float]) -> str:
+    mean, std = pair
+    return "n/a" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def ordering(claims, table: dict[str, dict[str, tuple[float, float]]], metric: str) -> list[str]:
+    """One line per claimed ordering: holds or reversed, by how much in pooled standard deviations."""
+    lines = []
+    for winner, loser in claims:
+        if winner not in table or loser not in table:
+            missing = [n for n in (winner, loser) if n not in table]
+            lines.append(f"- {winner} > {loser}: not measured ({', '.join(missing)} skipped)")
+            continue
+        (a, sa), (b, sb) = table[winner][metric], table[loser][metric]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            lines.append(f"- {winner} > {loser}: undefined ({metric} is n/a)")
+            continue
+        spread = max(np.sqrt((sa**2 + sb**2) / 2), 1e-12)
+        verdict = "holds" if a > b else "REVERSED"
+        margin = "within the spread" if abs(a - b) < spread else f"{abs(a - b) / spread:.1f} sd apart"
+        lines.append(f"- {winner} > {loser} on {metric}: {verdict} ({a:.3f} vs {b:.3f}; {margin})")
+    return lines
+
+
+def run_suite(name: str, seeds: list[int], root: Path) -> str:
+    suite = SUITES[name]
+    folder = root / name
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    walls: dict[str, tuple[float, float]] = {}
+    skipped: list[str] = []
+    start = time.perf_counter()
+    for entry in suite.entries:
+        why = available(entry)
+        if why:
+            skipped.append(f"- {entry.name}: skipped, {why}")
+            continue
+        rows, train_s, eval_s = [], 0.0, 0.0
+        for seed in seeds:
+            result = run(entry, suite, seed, folder)
+            rows.append(values(result["metrics"]))
+            train_s, eval_s = train_s + result["train_s"], eval_s + result["eval_s"]
+            print(f"{name}/{entry.name} seed {seed}: {rows[-1]}", flush=True)
+        table[entry.name] = {key: mean_std([row[key] for row in rows]) for key in rows[0]}
+        walls[entry.name] = (train_s, eval_s)
+    elapsed = time.perf_counter() - start
+    seed0 = [str(folder / f"{entry}-s{seeds[0]}") for entry in table]
+    subprocess.run([sys.executable, "-m", "moalign", "report", *seed0, "--out", str(folder / "report"), "--overwrite"],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    columns = list(next(iter(table.values())).keys()) if table else []
+    lines = [
+        f"# Comparison suite `{name}` on the embedded task",
+        "",
+        f"`python benchmarks/fronts.py --suite {name} --seeds {' '.join(map(str, seeds))}`; machine: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; this invocation took {elapsed:.0f} s "
+        f"(runs already on disk are read back). Mean ± sample standard deviation over {len(seeds)} seeds; "
+        f"grid `{suite.grid.split('=', 1)[1]}`. hypervolume_z: in the task's train z-score space (one reference "
+        "point for all); control/<objective>: Spearman of the objective's mean score against its weight; net_win: "
+        "win rate minus loss rate against the task's golden answers. Wall times: the sum of the runs' recorded "
+        "stage times over all seeds.",
+        "",
+        "| family | " + " | ".join(columns) + " | train s | eval s |",
+        "|---|" + "---|" * (len(columns) + 2),
+        *[f"| {family} | " + " | ".join(fmt(row[c]) for c in columns) + f" | {walls[family][0]:.0f} | {walls[family][1]:.0f} |"
+          for family, row in table.items()],
+        "",
+        f"Claimed orderings (the seed paper's), on {suite.metric}:",
+        "",
+        *ordering(suite.claims, table, suite.metric),
+        *([""] + skipped if skipped else []),
+        "",
+    ]
+    text = "\n".join(lines)
+    (RESULTS / f"fronts_{name}.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=[*SUITES, "all"], default="paretohqd")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--root", default="/tmp/moalign-fronts")
+    args = parser.parse_args()
+    for name in SUITES if args.suite == "all" else [args.suite]:
+        print(run_suite(name, args.seeds, Path(args.root)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""DPO Soups end to end through the CLI on the embedded task: train one LoRA DPO expert per objective (the
+``dpo`` method's stages), evaluate the soup's front, then switch the mode in the same run folder: the experts
+are reused and only the evaluation reruns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from moalign.cli import main
+from moalign.eval.family import load_family
+from moalign.eval.harness import load_metrics
+from moalign.methods.soups import SoupFamily
+from moalign.models.load import load_policy
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "configs/embedded/soups.yaml"
+SMALL = [
+    "task.num_test_prompts=4",
+    "eval.stats_samples=40",
+    "eval.progress=false",
+    "eval.samples_per_point=1",
+    "eval.generation.max_new_tokens=12",
+    "eval.grid=list:1,0;0.5,0.5;0,1",
+    "method.experts.pairs.max_pairs_per_objective=24",
+    "method.experts.train.max_steps=4",
+    "method.experts.train.per_device_train_batch_size=4",
+    "method.experts.train.max_length=96",
+]
+EXPERTS = ["w=1.00,0.00", "w=0.00,1.00"]
+
+
+def test_cli_trains_the_experts_evaluates_the_soup_and_reuses_the_experts_for_another_mode(tmp_path):
+    run_dir = tmp_path / "soups"
+    assert main(["train", "soups", CONFIG, f"run_dir={run_dir}", *SMALL]) == 0
+    family = load_family(run_dir)
+    assert isinstance(family, SoupFamily) and family.name == "dpo_soups-lora_factors" and family.kind == "lora"
+    assert family.experts == [str(run_dir / "train" / tag) for tag in EXPERTS]
+    metrics = load_metrics(run_dir)["metrics"]
+    assert metrics["n_points"]["value"] == 3 and metrics["hypervolume"]["value"] >= 0
+
+    ids = family.soup().tokenizer("\n\nHuman: Tell me a story.\n\nAssistant:", return_tensors="pt")["input_ids"]
+    for k, tag in enumerate(EXPERTS):  # the soup at w = e_k is the trained expert itself
+        expert, _ = load_policy(run_dir / "train" / tag)
+        with family.policy(np.eye(2)[k]) as policy, torch.no_grad():
+            assert torch.equal(policy.model(input_ids=ids).logits, expert(input_ids=ids).logits)
+
+    adapter = run_dir / "train" / EXPERTS[0] / "adapter_model.safetensors"
+    stamp = adapter.stat().st_mtime_ns
+    assert main(["train", "soups", CONFIG, f"run_dir={run_dir}", *SMALL, "method.mode=merged_delta"]) == 0
+    assert adapter.stat().st_mtime_ns == stamp  # the experts were not retrained
+    assert load_family(run_dir).mode == "merged_delta"
+    again = load_metrics(run_dir)
+    assert again["family"]["mode"] == "merged_delta" and again["metrics"]["n_points"]["value"] == 3
