@@ -1,6 +1,6 @@
 """The comparison suite: each seed paper's comparison on the embedded task, several seeds, one report each.
 
-    python benchmarks/fronts.py --suite paretohqd [--seeds 0 1 2] [--root /tmp/moalign-fronts]
+    python benchmarks/fronts.py --suite paretohqd [--seeds 0 1 2] [--jobs 2] [--root /tmp/moalign-fronts]
     python benchmarks/fronts.py --suite panacea | mgda | all
 
 A suite is a list of entries (a family = one CLI run per seed with the shipped embedded configs and the same
@@ -59,16 +59,18 @@ BASE = Entry("base", ("eval", "configs/embedded/eval_base.yaml"))
 SUITES = {
     "paretohqd": Suite(
         entries=(_train("paretohqd", "paretohqd", "paretohqd"), _train("ric", "ric", "ric"),
-                 _train("morlhf", "morlhf", "morlhf"), _train("dpo-soups", "soups", "soups"),
+                 _train("morlhf", "morlhf", "morlhf"), _train("rewarded-soups", "rewarded_soups", "rewarded_soups"),
+                 _train("dpo-soups", "soups", "soups"),
                  _train("modpo", "modpo", "modpo"), _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
-        claims=tuple(("paretohqd", other) for other in ("ric", "morlhf", "dpo-soups", "modpo", "dpo-lw")),
+        claims=tuple(("paretohqd", other) for other in ("ric", "morlhf", "rewarded-soups", "modpo", "dpo-lw")),
     ),
     "panacea": Suite(
         entries=(_train("panacea-ls", "panacea", "panacea"),
                  _train("panacea-tche", "panacea", "panacea", "method.aggregation=tche"),
-                 _train("panacea-sft-ls", "panacea", "panacea_sft"), _train("dpo-soups", "soups", "soups"),
+                 _train("panacea-sft-ls", "panacea", "panacea_sft"),
+                 _train("rewarded-soups", "rewarded_soups", "rewarded_soups"), _train("dpo-soups", "soups", "soups"),
                  _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
-        claims=(("panacea-ls", "dpo-soups"), ("panacea-tche", "dpo-soups"), ("panacea-ls", "dpo-lw"),
+        claims=(("panacea-ls", "rewarded-soups"), ("panacea-tche", "rewarded-soups"), ("panacea-ls", "dpo-lw"),
                 ("panacea-tche", "dpo-lw")),
     ),
     "mgda": Suite(
@@ -150,32 +152,31 @@ def ordering(claims, table: dict[str, dict[str, tuple[float, float]]], metric: s
             lines.append(f"- {winner} > {loser}: undefined ({metric} is n/a)")
             continue
         spread = max(np.sqrt((sa**2 + sb**2) / 2), 1e-12)
-        verdict = "holds" if a > b else "REVERSED"
+        verdict = "holds" if a > b else ("tie" if a == b else "REVERSED")
         margin = "within the spread" if abs(a - b) < spread else f"{abs(a - b) / spread:.1f} sd apart"
         lines.append(f"- {winner} > {loser} on {metric}: {verdict} ({a:.3f} vs {b:.3f}; {margin})")
     return lines
 
 
-def run_suite(name: str, seeds: list[int], root: Path) -> str:
+def run_suite(name: str, seeds: list[int], root: Path, jobs: int = 1) -> str:
+    from concurrent.futures import ThreadPoolExecutor
+
     suite = SUITES[name]
     folder = root / name
     table: dict[str, dict[str, tuple[float, float]]] = {}
     walls: dict[str, tuple[float, float]] = {}
-    skipped: list[str] = []
+    skipped = [f"- {e.name}: skipped, {why}" for e in suite.entries if (why := available(e))]
+    runnable = [e for e in suite.entries if not available(e)]
     start = time.perf_counter()
-    for entry in suite.entries:
-        why = available(entry)
-        if why:
-            skipped.append(f"- {entry.name}: skipped, {why}")
-            continue
-        rows, train_s, eval_s = [], 0.0, 0.0
-        for seed in seeds:
-            result = run(entry, suite, seed, folder)
-            rows.append(values(result["metrics"]))
-            train_s, eval_s = train_s + result["train_s"], eval_s + result["eval_s"]
-            print(f"{name}/{entry.name} seed {seed}: {rows[-1]}", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is its own one-thread process
+        futures = {(e.name, seed): pool.submit(run, e, suite, seed, folder) for e in runnable for seed in seeds}
+    for entry in runnable:
+        results = [futures[(entry.name, seed)].result() for seed in seeds]
+        rows = [values(r["metrics"]) for r in results]
+        for seed, row in zip(seeds, rows):
+            print(f"{name}/{entry.name} seed {seed}: {row}", flush=True)
         table[entry.name] = {key: mean_std([row[key] for row in rows]) for key in rows[0]}
-        walls[entry.name] = (train_s, eval_s)
+        walls[entry.name] = (sum(r["train_s"] for r in results), sum(r["eval_s"] for r in results))
     elapsed = time.perf_counter() - start
     seed0 = [str(folder / f"{entry}-s{seeds[0]}") for entry in table]
     subprocess.run([sys.executable, "-m", "moalign", "report", *seed0, "--out", str(folder / "report"), "--overwrite"],
@@ -185,8 +186,8 @@ def run_suite(name: str, seeds: list[int], root: Path) -> str:
         f"# Comparison suite `{name}` on the embedded task",
         "",
         f"`python benchmarks/fronts.py --suite {name} --seeds {' '.join(map(str, seeds))}`; machine: "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; this invocation took {elapsed:.0f} s "
-        f"(runs already on disk are read back). Mean ± sample standard deviation over {len(seeds)} seeds; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {jobs} run(s) at a time; this "
+        f"invocation took {elapsed:.0f} s wall (runs already on disk are read back). Mean ± sample standard deviation over {len(seeds)} seeds; "
         f"grid `{suite.grid.split('=', 1)[1]}`. hypervolume_z: in the task's train z-score space (one reference "
         "point for all); control/<objective>: Spearman of the objective's mean score against its weight; net_win: "
         "win rate minus loss rate against the task's golden answers. Wall times: the sum of the runs' recorded "
@@ -213,9 +214,10 @@ def main() -> None:
     parser.add_argument("--suite", choices=[*SUITES, "all"], default="paretohqd")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--root", default="/tmp/moalign-fronts")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each uses one torch thread)")
     args = parser.parse_args()
     for name in SUITES if args.suite == "all" else [args.suite]:
-        print(run_suite(name, args.seeds, Path(args.root)))
+        print(run_suite(name, args.seeds, Path(args.root), args.jobs))
 
 
 if __name__ == "__main__":

@@ -143,3 +143,35 @@ def test_bad_families_fail_before_anything_loads(run_with_experts, tmp_path, mon
             pass
     with pytest.raises(ValueError, match="lacks \\['experts'\\]"):
         family_from_description({"path": "train", "mode": "lora_factors", "name": "x"})
+
+
+def test_rewarded_soups_train_one_morlhf_expert_per_objective_and_soup_them(monkeypatch, tmp_path, tiny_lm_dir):
+    """Rewarded Soups: the morlhf method's stages at the one-hot preferences, then the soup in objective order."""
+    import moalign.methods.soups.method as soups_method
+    from moalign.methods.soups import RewardedSoupsConfig, train_rewarded_soups
+
+    seen = {}
+    for seed, name in enumerate("ab"):
+        _lora_expert(tiny_lm_dir, tmp_path / name, seed)
+
+    def fake_morlhf(config, run, grid):
+        seen["grid"] = grid.points.tolist()
+        return CheckpointFamily("morlhf", {(0.0, 1.0): str(tmp_path / "b"), (1.0, 0.0): str(tmp_path / "a")})
+
+    monkeypatch.setattr(soups_method, "train_morlhf_models", fake_morlhf)
+    config = method_config("rewarded_soups", None, [f"run_dir={tmp_path / 'run'}", f"model.name_or_path={tiny_lm_dir}"])
+    assert isinstance(config.method, RewardedSoupsConfig) and config.method.mode == "full_weights"
+    family = train_rewarded_soups(config, run=None)
+    assert seen["grid"] == [[1.0, 0.0], [0.0, 1.0]]  # the one-hot preferences, whatever eval.grid is
+    assert family.experts == [str(tmp_path / "a"), str(tmp_path / "b")]  # positivity's expert, then brevity's
+    assert family.name == "rewarded_soups-full_weights" and family.describe()["experts_trained_by"] == "morlhf"
+
+
+def test_rewarded_soups_config_checks():
+    from moalign.methods.morlhf import MORLHFConfig
+    from moalign.methods.soups import RewardedSoupsConfig
+
+    with pytest.raises(ConfigError, match="interpolates LoRA factors, but method.experts.train.lora.r=0"):
+        RewardedSoupsConfig(mode="lora_factors")  # MORLHF's default experts are full fine-tuned
+    with pytest.raises(ConfigError, match="one expert per objective .* leave it null"):
+        RewardedSoupsConfig(experts=MORLHFConfig(preferences="list:0.5,0.5"))

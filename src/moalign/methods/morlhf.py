@@ -19,7 +19,7 @@ from pathlib import Path
 
 from moalign.config import ConfigError, RunConfig, TrainSettings, check_choice, check_range
 from moalign.eval.family import CheckpointFamily
-from moalign.eval.grid import training_grid
+from moalign.eval.grid import PreferenceGrid, training_grid
 from moalign.methods.preference_data import per_preference_stages
 from moalign.methods.registry import MethodSpec
 from moalign.pipeline import Run
@@ -77,11 +77,16 @@ def _zscore(config: RunConfig, run: Run, rewards: LazyRewards):
 
 def train_morlhf(config: RunConfig, run: Run) -> CheckpointFamily:
     """One GRPO stage ``train/<tag>`` per preference of the training grid; returns the per-w family."""
+    return train_morlhf_models(config, run, training_grid(config, config.method.preferences))
+
+
+def train_morlhf_models(config: RunConfig, run: Run, grid: PreferenceGrid) -> CheckpointFamily:
+    """One GRPO model per preference of ``grid`` (Rewarded Soups: the one-hot preferences, whatever the
+    evaluation grid is); the stages are MORLHF's own."""
     from moalign.eval.generate import cut_at_stop_strings
     from moalign.train.online import train_online
 
     method, objectives = config.method, list(config.task.objectives)
-    grid = training_grid(config, method.preferences)
     rewards = LazyRewards.for_task(config.task)
     stats, depends = _zscore(config, run, rewards)
     stops = list(config.eval.generation.stop_strings)

@@ -22,6 +22,7 @@ METHOD_MODULES = {
     "mgda": "moalign.methods.mgda",
     "panacea": "moalign.methods.panacea",
     "soups": "moalign.methods.soups",
+    "rewarded_soups": "moalign.methods.soups",
     "mod": "moalign.methods.mod",
     "morlhf": "moalign.methods.morlhf",
 }

@@ -6,9 +6,19 @@ from dataclasses import dataclass, field
 
 from moalign.config import ConfigError, check_choice
 from moalign.methods.dpo_lw import DPOConfig
+from moalign.methods.morlhf import MORLHFConfig
 from moalign.models.soups import MODES
 
 ADAPTER_MODES = ("lora_factors", "merged_delta")
+
+
+def check_mode(mode: str, lora_r: int) -> None:
+    """ConfigError for an unknown mode, or an adapter mode over full fine-tuned experts."""
+    check_choice("method.mode", mode, MODES)
+    if mode in ADAPTER_MODES and lora_r == 0:
+        raise ConfigError(f"method.mode={mode!r} interpolates LoRA factors, but method.experts.train.lora.r=0 "
+                          "trains full models: set method.experts.train.lora.r > 0 (e.g. 8), or use "
+                          "method.mode=full_weights")
 
 
 @dataclass
@@ -22,11 +32,7 @@ class SoupsConfig:
     mode: str = "lora_factors"
 
     def __post_init__(self) -> None:
-        check_choice("method.mode", self.mode, MODES)
-        if self.mode in ADAPTER_MODES and self.experts.train.lora.r == 0:
-            raise ConfigError(f"method.mode={self.mode!r} interpolates LoRA factors, but method.experts.train.lora.r=0 "
-                              "trains full models: set method.experts.train.lora.r > 0 (e.g. 8), or use "
-                              "method.mode=full_weights")
+        check_mode(self.mode, self.experts.train.lora.r)
 
     def check_run(self, run) -> None:
         """One expert per task objective: the soup's w has the task's K entries."""
@@ -35,3 +41,19 @@ class SoupsConfig:
         if chosen is not None and sorted(chosen) != sorted(objectives):
             raise ConfigError(f"method.experts.objectives={chosen}: a soup needs one expert per task objective "
                               f"({objectives}); set it to null")
+
+
+@dataclass
+class RewardedSoupsConfig:
+    """Rewarded Soups (Ramé et al., NeurIPS 2023): ``experts`` trains one MORLHF (GRPO) model per objective at
+    w = e_k (stages ``train/w=1.00,0.00``, ... exactly as ``moalign train morlhf`` with one-hot preferences;
+    its ``preferences`` field is set by the soup); ``mode`` as for DPO Soups."""
+
+    experts: MORLHFConfig = field(default_factory=MORLHFConfig)
+    mode: str = "full_weights"  # the embedded experts are full fine-tuned; lora_factors with LoRA experts (RS)
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode, self.experts.train.lora.r)
+        if self.experts.preferences is not None:
+            raise ConfigError(f"method.experts.preferences={self.experts.preferences!r}: Rewarded Soups trains one "
+                              "expert per objective (w = e_k); leave it null")

@@ -1,5 +1,6 @@
-"""The soups' stages: the ``dpo`` method's own (pairs -> reference cache -> ``train/w=<e_k>``, one expert per
-objective); the soup itself is built in memory per preference by the family, so it has no stage."""
+"""The soups' stages: the ``dpo`` method's own for DPO Soups (pairs -> reference cache -> ``train/w=<e_k>``, one
+expert per objective), the ``morlhf`` method's own at one-hot preferences for Rewarded Soups; the soup itself
+is built in memory per preference by the family, so it has no stage."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 
 from moalign.config import RunConfig
 from moalign.eval.family import CheckpointFamily
+from moalign.eval.grid import PreferenceGrid
 from moalign.methods.dpo_lw import train_dpo
-from moalign.methods.soups.config import SoupsConfig
+from moalign.methods.morlhf import train_morlhf_models
+from moalign.methods.soups.config import RewardedSoupsConfig, SoupsConfig
 from moalign.methods.soups.family import SoupFamily
 from moalign.pipeline import Run
 
@@ -29,3 +32,14 @@ def train_soups(config: RunConfig, run: Run) -> SoupFamily:
     folders = expert_folders(experts, len(config.task.objectives))
     return SoupFamily(folders, mode=method.mode, name=f"dpo_soups-{method.mode}", base=config.model.name_or_path,
                       dtype=config.model.dtype)
+
+
+def train_rewarded_soups(config: RunConfig, run: Run) -> SoupFamily:
+    """Train one MORLHF expert per objective (GRPO on reward k alone, run as ``moalign train morlhf`` at the
+    one-hot preferences would) and return the soup family over them."""
+    method: RewardedSoupsConfig = config.method
+    k = len(config.task.objectives)
+    experts = train_morlhf_models(dataclasses.replace(config, method=method.experts), run,
+                                  PreferenceGrid.from_points(np.eye(k)))
+    return SoupFamily(expert_folders(experts, k), mode=method.mode, name=f"rewarded_soups-{method.mode}",
+                      base=config.model.name_or_path, dtype=config.model.dtype, trained_by="morlhf")
