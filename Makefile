@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q pymoo==0.6.2 paretoset==1.2.5
 	$(BIN)/python benchmarks/pareto.py
 	$(BIN)/python benchmarks/mo_dpo.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/panacea.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mod_decoding.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

@@ -40,6 +40,7 @@ class Entry:
     name: str
     args: tuple[str, ...]
     method: str | None = None  # the registry name it needs (None: plain evaluation)
+    grid: str | None = None  # its own evaluation grid override (None: the suite's)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ class Suite:
     extra: tuple[str, ...] = field(default=())
 
 
-def _train(name: str, method: str, config: str, *overrides: str) -> Entry:
-    return Entry(name, ("train", method, f"configs/embedded/{config}.yaml", *overrides), method)
+def _train(name: str, method: str, config: str, *overrides: str, grid: str | None = None) -> Entry:
+    return Entry(name, ("train", method, f"configs/embedded/{config}.yaml", *overrides), method, grid)
+
+
+# MODPO divides by the trained objective's weight, so its grid starts at w = (0.1, 0.9) (its embedded config's)
+MODPO_GRID = "eval.grid=list:0.1,0.9;0.25,0.75;0.5,0.5;0.75,0.25;1,0"
 
 
 BASE = Entry("base", ("eval", "configs/embedded/eval_base.yaml"))
@@ -61,7 +66,7 @@ SUITES = {
         entries=(_train("paretohqd", "paretohqd", "paretohqd"), _train("ric", "ric", "ric"),
                  _train("morlhf", "morlhf", "morlhf"), _train("rewarded-soups", "rewarded_soups", "rewarded_soups"),
                  _train("dpo-soups", "soups", "soups"),
-                 _train("modpo", "modpo", "modpo"), _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
+                 _train("modpo", "modpo", "modpo", grid=MODPO_GRID), _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
         claims=tuple(("paretohqd", other) for other in ("ric", "morlhf", "rewarded-soups", "modpo", "dpo-lw")),
     ),
     "panacea": Suite(
@@ -97,7 +102,8 @@ def run(entry: Entry, suite: Suite, seed: int, root: Path) -> dict:
     run_dir = root / f"{entry.name}-s{seed}"
     metrics_file = run_dir / "eval" / "metrics" / "metrics.json"
     if not metrics_file.is_file():
-        command = [sys.executable, "-m", "moalign", *entry.args, f"seed={seed}", f"run_dir={run_dir}", suite.grid,
+        command = [sys.executable, "-m", "moalign", *entry.args, f"seed={seed}", f"run_dir={run_dir}",
+                   entry.grid or suite.grid,
                    "eval.progress=false", "eval.win_rate=true", *suite.extra]
         done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
@@ -171,7 +177,12 @@ def run_suite(name: str, seeds: list[int], root: Path, jobs: int = 1) -> str:
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is its own one-thread process
         futures = {(e.name, seed): pool.submit(run, e, suite, seed, folder) for e in runnable for seed in seeds}
     for entry in runnable:
-        results = [futures[(entry.name, seed)].result() for seed in seeds]
+        try:
+            results = [futures[(entry.name, seed)].result() for seed in seeds]
+        except RuntimeError as err:  # one failing family is reported, the others still are
+            last = [line for line in str(err).splitlines() if line.strip()][-1]
+            skipped.append(f"- {entry.name}: FAILED, {last[:300]}")
+            continue
         rows = [values(r["metrics"]) for r in results]
         for seed, row in zip(seeds, rows):
             print(f"{name}/{entry.name} seed {seed}: {row}", flush=True)

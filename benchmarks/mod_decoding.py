@@ -76,7 +76,9 @@ def measure(label: str, factory, device: str, repeats: int, g, k: int) -> list[s
     ids = torch.randint(3, vocab, (BATCH, PROMPT), generator=g).to(device)
     tps_batched, tps_separate = side_by_side(lambda: time_mod(batched, ids, k), lambda: time_mod(separate, ids, k),
                                              repeats)
-    tps_mod, tps_plain = side_by_side(lambda: time_mod(batched, ids, k), lambda: time_plain(model, ids), repeats)
+    # one adapter alone on its own copy: switching the shared model's active adapter would change MOD's path
+    plain = lora_experts(factory, device, 1)
+    tps_mod, tps_plain = side_by_side(lambda: time_mod(batched, ids, k), lambda: time_plain(plain, ids), repeats)
     cost = tps_plain / tps_mod  # MOD's time per token in units of one adapter's decode
     target = 1.1 * k
     rows = [f"| {label} | {k} | MOD batched (1 forward of {k}B rows) vs {k} separate forwards | {tps_batched:.0f} | "

@@ -419,7 +419,7 @@ def _methods(args) -> int:
             summary = get_method(name).summary
         except ImportError as err:  # a method whose optional dependency is missing still lists
             summary = f"(unavailable: {err})"
-        print(f"{name:12s} {summary}")
+        print(f"{name:15s} {summary}")
     return 0
 
 
