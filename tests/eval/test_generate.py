@@ -100,3 +100,29 @@ def test_a_real_model_generates_from_bos_prompts_reproducibly(bos_lm_dir):
     a = run(3)
     assert len(a) == 4 and all(isinstance(t, str) for t in a)
     assert a == run(3) and a != run(4)
+
+
+def test_evaluation_moves_a_cpu_policy_to_the_gpu_in_the_runs_dtype(monkeypatch):
+    """Families load on the CPU; with a GPU the harness decodes there, in model.dtype, and leaves a family
+    that placed itself (MOD, soups) alone. (The move itself is stubbed: this machine has no GPU.)"""
+    import torch
+
+    from moalign.eval.sweep import on_accelerator
+
+    calls = []
+
+    class Stub(torch.nn.Linear):
+        def to(self, *args, **kwargs):
+            calls.append(kwargs)
+            return self
+
+    model = Stub(2, 2)
+    on_accelerator(model, "bfloat16")
+    assert calls == [] or torch.cuda.is_available()  # no GPU: nothing moves
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_accelerator(model, "bfloat16")
+    assert calls[-1] == {"device": "cuda", "dtype": torch.bfloat16}
+    placed = Stub(2, 2, device="meta")  # already off the CPU: left where its family put it
+    calls.clear()
+    on_accelerator(placed, "bfloat16")
+    assert calls == []

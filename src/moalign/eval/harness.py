@@ -55,7 +55,8 @@ def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequenc
     get_judge = _Judge(config.eval, objectives, get_rewards)
     inner = nested_progress(config.eval.progress)  # per-point bars inside the "preferences" bar: verbose only
     for w, tag in _progress(list(zip(ws, grid.tags)), config.eval.progress, "preferences"):
-        generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed, inner)
+        generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed, inner,
+                                     dtype=config.model.dtype)
         scores.append(score_stage(run, generated, objectives, get_rewards, get_rewards.identity, inner))
         if config.eval.win_rate:
             judges.append(_judge_stage(run, config, scores[-1], objectives, get_rewards, get_judge))

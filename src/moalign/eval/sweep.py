@@ -27,21 +27,26 @@ def generation_stage(
     settings: GenerationSettings,
     seed: int,
     progress: bool = False,
+    *,
+    dtype: str = "float32",
 ) -> str:
     """Generate one response per test prompt with the policy for ``w``; rows go to ``generations.jsonl``.
 
     The policy may rewrite the prompt (``format_prompt``, e.g. RiC's reward targets); the rows keep both the
-    original prompt (what rewards and judges see) and the conditioned one (what the model saw).
+    original prompt (what rewards and judges see) and the conditioned one (what the model saw). With a GPU the
+    policy decodes there, in the run's ``dtype`` (:func:`on_accelerator`).
     """
     name = generation_stage_name(tag)
     inputs = {"family": portable_description(family, run.root), "w": [float(x) for x in w], "generation": settings,
               "seed": seed}
+    if dtype != "float32":  # hashed only when set, so the stages of float32 runs stay done
+        inputs["dtype"] = dtype
 
     def compute(tmp: Path) -> None:
         prompts = load_prompts(run).prompts
         with family.policy(np.asarray(w, dtype=float)) as policy:
             conditioned = [policy.format_prompt(p) for p in prompts]
-            texts = _generate(policy, conditioned, settings, seed, progress)
+            texts = _generate(policy, conditioned, settings, seed, progress, dtype)
         rows = (
             {"index": i, "w": [float(x) for x in w], "prompt": p, "model_prompt": c, "response": t}
             for i, (p, c, t) in enumerate(zip(prompts, conditioned, texts))
@@ -52,9 +57,24 @@ def generation_stage(
     return name
 
 
-def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, progress: bool) -> list[str]:
+def on_accelerator(model, dtype: str = "float32"):
+    """The policy's model on the GPU, in ``dtype``, when there is a GPU and the model is still on the CPU
+    (families load their models on the CPU; a family that places itself, like MOD's or a soup, is left as it
+    is). Moved in place, so a family that keeps its model moves it once."""
+    import torch
+
+    from moalign.models.load import DTYPES
+
+    if not torch.cuda.is_available() or next(model.parameters()).device.type != "cpu":
+        return model
+    return model.to(device="cuda", dtype=DTYPES[dtype])
+
+
+def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, progress: bool,
+              dtype: str = "float32") -> list[str]:
     from moalign.eval.generate import generate
 
+    on_accelerator(policy.model, dtype)
     return generate(
         policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
         generate_fn=getattr(policy, "generate", None), **policy.generation_overrides

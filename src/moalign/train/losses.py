@@ -115,3 +115,27 @@ def nll_loss(normalisation: str = "token"):
         return -logps.policy / (tokens if normalisation == "sequence" else tokens.mean())
 
     return loss_fn
+
+
+def dpo_nll_pair_loss(beta: float, alpha: float = 0.1):
+    """SIPO's re-alignment loss as the trainer's ``loss_fn``: DPO plus ``alpha`` times the chosen response's
+    mean NLL per token, -log sigmoid(beta * gap) - alpha * log pi(y_w) / |y_w| (|y_w| = its response tokens).
+
+    The official trainer divides by a length that also counts the padded prompt (it compares input_ids, not
+    labels, with -100); that quirk is not offered yet (the batch width is not part of :class:`PairLogps`).
+    ``alpha = 0`` is exactly :func:`dpo_pair_loss`.
+
+    >>> t = torch.tensor
+    >>> logps = PairLogps(t([-6.0]), t([-2.0]), t([-6.0]), t([-2.0]), chosen_tokens=t([3]), rejected_tokens=t([1]))
+    >>> round(float(dpo_nll_pair_loss(0.5, alpha=0.1)(logps, 0)[0]), 6)  # log 2 + 0.1 * 6 / 3
+    0.893147
+    """
+    if not (alpha >= 0 and alpha == alpha):
+        raise ValueError(f"alpha={alpha}: the NLL weight must be >= 0 (0 is plain DPO)")
+    dpo = dpo_pair_loss(beta)
+
+    def loss_fn(logps: PairLogps, k: int, w=None) -> torch.Tensor:
+        chosen_mean, _ = logps.policy_token_means()
+        return dpo(logps, k, w) - alpha * chosen_mean
+
+    return loss_fn
