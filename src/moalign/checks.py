@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from moalign.config import ConfigError, EvalSettings, RunConfig, TrainSettings, check_choice
-from moalign.hub import offline_mode
+from moalign.hub import offline_mode, written_as_path
 
 
 def validate_run_config(config: RunConfig, *, task_rewards: bool = True) -> None:
@@ -118,7 +118,7 @@ def check_model_source(name: str, *, key: str = "model.name_or_path", revision: 
         return
     if os.path.lexists(name):
         _check_model_folder(Path(name), key)
-    elif name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+    elif written_as_path(name):
         raise ConfigError(f"{key}={name!r}: no such folder; give a model folder ({MODEL_FOLDER}), a Hub id "
                           "(org/name) or 'embedded' (the built-in tiny model)")
     else:

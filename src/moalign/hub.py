@@ -26,10 +26,15 @@ class HubUnreachableError(OSError):
     no Hub); the message says which setting names it and how to use a local copy instead."""
 
 
+def written_as_path(name: str) -> bool:
+    """A name whose spelling is a path's, never a Hub id's (``./x``, ``/x``, ``~/x``, ``a\\b``, ``a/b/c``)."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
 def looks_like_path(name: str) -> bool:
-    """A name written as a path (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``x.jsonl``) rather than a Hub id."""
-    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(FILE_SUFFIXES)
-            or not HUB_ID.match(name))
+    """A name meant as a path (written as one, a data/weights file name, or no valid Hub id) rather than a
+    Hub id."""
+    return written_as_path(name) or name.endswith(FILE_SUFFIXES) or not HUB_ID.match(name)
 
 
 def check_hub_source(name: str, *, what: str, setting: str, repo_type: str = "model",

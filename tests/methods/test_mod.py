@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from e2e_overrides import SMALL_EVAL
 from moalign.config import ConfigError, GenerationSettings
 from moalign.eval.family import load_family, save_family
 from moalign.eval.generate import generate
@@ -91,8 +92,7 @@ def test_cli_trains_the_experts_and_evaluates_the_mod_front(tmp_path):
     from moalign.eval.harness import load_metrics
 
     run_dir = tmp_path / "mod"
-    small = ["task.num_test_prompts=4", "eval.stats_samples=40", "eval.progress=false", "eval.samples_per_point=1",
-             "eval.generation.max_new_tokens=12", "eval.grid=list:1,0;0.5,0.5;0,1",
+    small = [*SMALL_EVAL, "eval.grid=list:1,0;0.5,0.5;0,1",
              "method.experts.pairs.max_pairs_per_objective=24", "method.experts.train.max_steps=3",
              "method.experts.train.per_device_train_batch_size=4", "method.experts.train.max_length=96"]
     assert main(["train", "mod", "configs/embedded/mod.yaml", f"run_dir={run_dir}", *small]) == 0

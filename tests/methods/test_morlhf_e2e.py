@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TrainerHooks
+from e2e_overrides import SMALL_EVAL
 from moalign.cli import main
 from moalign.eval.family import CheckpointFamily, load_family
 from moalign.eval.harness import load_metrics
@@ -16,11 +17,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = "configs/embedded/morlhf.yaml"
 SMALL = [
-    "task.num_test_prompts=4",
-    "eval.stats_samples=40",
-    "eval.progress=false",
-    "eval.samples_per_point=1",
-    "eval.generation.max_new_tokens=12",
+    *SMALL_EVAL,
     "eval.grid=list:1,0;0,1",
     "method.max_prompts=16",
     "method.grpo.max_completion_length=8",

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from e2e_overrides import SMALL_EVAL
 from moalign.cli import main
 from moalign.eval.family import load_family
 from moalign.eval.harness import load_metrics
@@ -20,11 +21,7 @@ pytestmark = pytest.mark.slow
 CONFIG = "configs/embedded/panacea.yaml"
 SFT_CONFIG = "configs/embedded/panacea_sft.yaml"
 SMALL = [
-    "task.num_test_prompts=4",
-    "eval.stats_samples=40",
-    "eval.progress=false",
-    "eval.samples_per_point=1",
-    "eval.generation.max_new_tokens=12",
+    *SMALL_EVAL,
     "eval.grid=list:1,0;0.5,0.5;0,1",
     "method.pairs.max_pairs_per_objective=24",
     "method.train.max_steps=4",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from e2e_overrides import SMALL_EVAL
 from moalign.cli import main
 from moalign.eval.family import load_family
 from moalign.eval.harness import load_metrics
@@ -18,11 +19,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = "configs/embedded/soups.yaml"
 SMALL = [
-    "task.num_test_prompts=4",
-    "eval.stats_samples=40",
-    "eval.progress=false",
-    "eval.samples_per_point=1",
-    "eval.generation.max_new_tokens=12",
+    *SMALL_EVAL,
     "eval.grid=list:1,0;0.5,0.5;0,1",
     "method.experts.pairs.max_pairs_per_objective=24",
     "method.experts.train.max_steps=4",
@@ -84,8 +81,7 @@ def test_cli_rewarded_soups_over_morlhf_experts(tmp_path):
     """Rewarded Soups through the CLI: two GRPO experts (w = e_k), the full-weight soup evaluated, and the soup at
     w = e_k is the expert itself."""
     run_dir = tmp_path / "rs"
-    small = ["task.num_test_prompts=4", "eval.stats_samples=40", "eval.progress=false", "eval.samples_per_point=1",
-             "eval.generation.max_new_tokens=12", "eval.grid=list:1,0;0.5,0.5;0,1", "method.experts.max_prompts=16",
+    small = [*SMALL_EVAL, "eval.grid=list:1,0;0.5,0.5;0,1", "method.experts.max_prompts=16",
              "method.experts.grpo.max_completion_length=8", "method.experts.train.max_steps=2",
              "method.experts.train.per_device_train_batch_size=8"]
     assert main(["train", "rewarded_soups", "configs/embedded/rewarded_soups.yaml", f"run_dir={run_dir}", *small]) == 0
