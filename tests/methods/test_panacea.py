@@ -18,11 +18,15 @@ from moalign.methods.panacea import (
     aggregation_weighting,
     objective_loss_fn,
     schedule_of,
+    stage_name,
 )
+from moalign.methods.panacea.method import _hashed_fields
 from moalign.models.adapters import SVDLoraAdapter
 from moalign.models.svd_lora import SVDLoraSpec, panacea_layers, set_preference
+from moalign.pipeline import inputs_hash
 from moalign.train.logps import pair_logps
 from moalign.train.losses import PairLogps, dpo_pair_loss
+from moalign.train.online import GRPOSettings
 from moalign.train.preference_run import build_preference_trainer, build_response_trainer, train_preference
 
 OVERRIDES = {"optim": "sgd", "disable_tqdm": True, "lr_scheduler_type": "constant"}
@@ -178,10 +182,42 @@ def test_config_checks():
         PanaceaConfig(tche_z=[0.0, float("nan")])
     with pytest.raises(ConfigError, match="method.init="):
         PanaceaConfig(init="kaiming")
-    with pytest.raises(ConfigError, match="method.variant='rlhf'.*dpo, sft"):
-        PanaceaConfig(variant="rlhf")
+    with pytest.raises(ConfigError, match="method.variant='ppo'.*dpo, sft, rlhf"):
+        PanaceaConfig(variant="ppo")
     with pytest.raises(ConfigError, match="did you mean 'sequence'"):
         PanaceaConfig(variant="sft", nll_normalisation="sequences")
     config = load_run_config("configs/embedded/panacea.yaml", ["method.tche_z=[0,0,0]"], method_cls=PanaceaConfig)
     with pytest.raises(ConfigError, match="tche_z has 3 entries"):
         config.method.check_run(config)
+
+
+def test_the_rlhf_variant_refuses_tche_and_per_sample_and_checks_its_fields():
+    with pytest.raises(ConfigError, match=r"aggregation='tche' with method.variant='rlhf' is not implemented.*"
+                                          r"expected rewards.*use method.aggregation=ls"):
+        PanaceaConfig(variant="rlhf", aggregation="tche")
+    with pytest.raises(ConfigError, match="per_sample=true with method.variant='rlhf'.*per generation batch"):
+        PanaceaConfig(variant="rlhf", per_sample=True)
+    with pytest.raises(ConfigError, match="method.reward_scale='z'.*raw, zscore"):
+        PanaceaConfig(variant="rlhf", reward_scale="z")
+    with pytest.raises(ConfigError, match="method.max_prompts"):
+        PanaceaConfig(variant="rlhf", max_prompts=0)
+    with pytest.raises(ConfigError, match=r"grpo.beta=0: MORLHF"):  # GRPOSettings' own check, under method.grpo
+        load_run_config("configs/embedded/panacea_rlhf.yaml", ["method.grpo.beta=0"], method_cls=PanaceaConfig)
+    config = load_run_config("configs/embedded/panacea_rlhf.yaml", method_cls=PanaceaConfig)
+    assert config.method.variant == "rlhf" and stage_name(config.method) == "train/panacea-rlhf-ls"
+    assert PanaceaConfig(aggregation="tche").variant == "dpo"  # tche stays valid for the pair variants
+
+
+def test_the_rlhf_fields_leave_the_dpo_and_sft_stage_hashes_as_they_were():
+    """Hashes taken before the rlhf variant existed: finished dpo / sft stages are not retrained."""
+    assert inputs_hash({"method": _hashed_fields(PanaceaConfig())}) == "dbe3f1e656e3609d"
+    assert inputs_hash({"method": _hashed_fields(PanaceaConfig(variant="sft"))}) == "3bf5e1f122f9fd9f"
+    online = {"grpo": GRPOSettings(beta=0.2), "reward_scale": "zscore", "max_prompts": 8}
+    for variant in ("dpo", "sft"):  # the online fields are not theirs
+        base = PanaceaConfig(variant=variant)
+        assert _hashed_fields(dataclasses.replace(base, **online)) == _hashed_fields(base)
+    rlhf = _hashed_fields(PanaceaConfig(variant="rlhf"))
+    assert {"grpo", "reward_scale", "max_prompts", "train", "dirichlet_alpha", "init"} <= rlhf.keys()
+    assert not {"pairs", "beta", "reference", "nll_normalisation", "tche_z", "per_sample"} & rlhf.keys()
+    changed = _hashed_fields(PanaceaConfig(variant="rlhf", grpo=GRPOSettings(beta=0.2)))
+    assert inputs_hash({"method": changed}) != inputs_hash({"method": rlhf})

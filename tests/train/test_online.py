@@ -1,5 +1,6 @@
 """moalign.train.online: the reward adapter, TRL's scalarisation of w . r (hand numbers), the beta > 0 rule, a
-short GRPO run (full and LoRA) and resuming a killed run."""
+short GRPO run (full and LoRA) and resuming a killed run; a preference drawn per generation batch (Panacea's
+RLHF variant): lambda . r, lambda held in the SVD-LoRA from generation to loss, its seeded sequence and resume."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from safetensors.torch import load_file
 
 from conftest import TrainerHooks
 from moalign.config import ConfigError, LoraSettings, TrainSettings
+from moalign.models.adapters import SVDLoraAdapter
+from moalign.models.svd_lora import SVDLoraSpec, panacea_layers, set_preference
 from moalign.rewards.normalize import ZScore
 from moalign.train.online import GRPOSettings, build_grpo_trainer, reward_functions, train_online
+from moalign.train.schedule import PreferenceSchedule
 
 PROMPTS = ["\n\nHuman: How do I bake bread?\n\nAssistant:", "\n\nHuman: Tell me about the sea.\n\nAssistant:"]
 
@@ -157,3 +161,109 @@ def test_a_run_killed_after_checkpoint_2_resumes_to_the_uninterrupted_weights(ti
     assert steps[str(tmp_path / "cb")] == [3, 4]  # resumed after the step-2 checkpoint
     a, b = _weights(straight, "model.safetensors"), _weights(resumed, "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# a preference per generation batch (Panacea's RLHF variant) ----------------------------------------------------
+
+SVD = SVDLoraAdapter(SVDLoraSpec(2))
+DIRICHLET = PreferenceSchedule(kind="dirichlet", alpha=1.0, seed=5)
+
+
+def test_a_fixed_schedule_scores_as_the_fixed_weights_and_a_drawn_lambda_scalarises_the_batch(tiny_lm_dir, tmp_path):
+    settings = GRPOSettings(num_generations=3, max_completion_length=4)
+    train = TrainSettings(max_steps=1, per_device_train_batch_size=6, logging_steps=1)
+    batch = [{"prompt": p} for p in PROMPTS for _ in range(3)]
+    fixed = build_grpo_trainer(tiny_lm_dir, PROMPTS, [Fixed("a", A), Fixed("b", B)],
+                               PreferenceSchedule.fixed((0.25, 0.75)), settings, train, tmp_path / "f", seed=0)
+    fixed.model.train()
+    out = fixed._generate_and_score_completions(batch)
+    assert out["advantages"].tolist() == pytest.approx(CASES[("sum_then_normalize", "group", (0.25, 0.75))], abs=1e-4)
+    assert fixed._metrics["train"]["reward"][-1] == pytest.approx(1.5)  # mean of 0.25 A + 0.75 B, by hand
+
+    drawn = build_grpo_trainer(tiny_lm_dir, PROMPTS, [Fixed("a", A), Fixed("b", B)], DIRICHLET, settings, train,
+                               tmp_path / "d", seed=0)
+    drawn.model.train()
+    drawn._generate_and_score_completions(batch)
+    lam = DIRICHLET.draw(0, 2)
+    assert drawn.preferences == [(0, lam.tolist())] and drawn.reward_weights.tolist() == pytest.approx(lam.tolist())
+    assert drawn._metrics["train"]["reward"][-1] == pytest.approx(2.0 * lam[0] + lam[1] * 4 / 3, rel=1e-6)  # means 2, 4/3
+    assert drawn._metrics["train"]["rewards/a/mean"][-1] == pytest.approx(2.0)  # each objective still logged
+    assert drawn._metrics["train"]["preference/a"][-1] == pytest.approx(lam[0])
+
+
+def _svd_settings(steps: int, *, batch: int = 4, accumulation: int = 1, iterations: int = 1, save_steps: int = 0):
+    grpo = GRPOSettings(num_generations=2, max_completion_length=6, temperature=1.0, num_iterations=iterations)
+    train = TrainSettings(learning_rate=5e-3, max_steps=steps, per_device_train_batch_size=batch, logging_steps=1,
+                          gradient_accumulation_steps=accumulation, save_steps=save_steps,
+                          lr_scheduler_type="constant", lora=LoraSettings(r=2, alpha=4.0))
+    return grpo, train
+
+
+@pytest.mark.parametrize("accumulation, iterations, generations", [(2, 1, [0, 1, 2]), (1, 2, [0, 1])])
+def test_the_lambda_of_each_generation_batch_is_the_one_in_its_loss_steps(tiny_lm_dir, tmp_path, accumulation,
+                                                                        iterations, generations):
+    """accumulation 2: two buffered micro-batches per generation (TRL's steps_per_generation = 2); iterations 2:
+    one generation reused for two optimiser steps (mu = 2). Every forward of an SVD-LoRA layer, generation and
+    reference (no gradient) and loss (gradient) alike, runs with the lambda drawn for the latest batch."""
+    grpo, train = _svd_settings(3 if iterations == 1 else 4, batch=2 if accumulation == 2 else 4,
+                                accumulation=accumulation, iterations=iterations)
+    trainer = build_grpo_trainer(tiny_lm_dir, PROMPTS, [Chars(), CountA()], DIRICHLET, grpo, train, tmp_path,
+                                 seed=0, adapter=SVD, model_hook=set_preference)
+    seen = []  # (batches drawn so far, gradient on, lambda in the layer)
+    layer = panacea_layers(trainer.model)[0]
+    layer.register_forward_hook(lambda m, i, o: seen.append((len(trainer.preferences), torch.is_grad_enabled(),
+                                                             m._preference.clone())))
+    trainer.train()
+    assert [g for g, _ in trainer.preferences] == generations  # one draw per generation batch, in order
+    lams = [lam for _, lam in trainer.preferences]
+    assert lams == [DIRICHLET.draw(g, 2).tolist() for g in generations]  # the seeded stream
+    assert len({tuple(lam) for lam in lams}) == len(lams)  # a fresh lambda for every batch
+    for count, _, written in seen:
+        assert torch.equal(written, torch.tensor(lams[count - 1], dtype=torch.float32))
+    batches = list(range(1, len(generations) + 1))
+    assert sorted({count for count, grad, _ in seen if not grad}) == batches  # generated (and referenced) with it
+    loss_forwards = [count for count, grad, _ in seen if grad]
+    assert sorted(set(loss_forwards)) == batches  # and each batch's lambda reached its loss steps
+    assert len(loss_forwards) == (3 * accumulation if iterations == 1 else 4)  # one per micro-batch
+
+
+def test_a_preference_sampling_run_resumes_to_the_uninterrupted_adapter_and_lambdas(tiny_lm_dir, tmp_path,
+                                                                                   monkeypatch):
+    grpo, train = _svd_settings(4, save_steps=2)
+    kwargs = {"seed": 3, "adapter": SVD, "model_hook": set_preference}
+    rewards = [Chars(), CountA()]
+    straight = train_online(tiny_lm_dir, PROMPTS, rewards, DIRICHLET, grpo, train, tmp_path / "a",
+                            checkpoint_dir=tmp_path / "ca", **kwargs)
+    hooks = TrainerHooks(monkeypatch, "moalign.train.online", "build_grpo_trainer")
+    fired = hooks.kill_after(2)
+    with pytest.raises(hooks.Killed):
+        train_online(tiny_lm_dir, PROMPTS, rewards, DIRICHLET, grpo, train, tmp_path / "b",
+                     checkpoint_dir=tmp_path / "cb", **kwargs)
+    assert fired and (tmp_path / "cb" / "checkpoint-2" / "preference_schedule.json").is_file()
+    hooks.clear()
+    steps = TrainerHooks(monkeypatch, "moalign.train.online", "build_grpo_trainer").record_steps()
+    resumed = train_online(tiny_lm_dir, PROMPTS, rewards, DIRICHLET, grpo, train, tmp_path / "b",
+                           checkpoint_dir=tmp_path / "cb", **kwargs)
+    assert steps[str(tmp_path / "cb")] == [3, 4]
+    assert (resumed / "svd_lora_config.json").is_file()  # saved with its spec: loads as Panacea's family does
+    a, b = _weights(straight, "adapter_model.safetensors"), _weights(resumed, "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any("lora_pref_scale" in k for k in a)
+    lams = [_lambdas(folder) for folder in (straight, resumed)]
+    assert lams[0] == lams[1] == [DIRICHLET.draw(g, 2).tolist() for g in range(4)]
+
+    with pytest.raises(ValueError, match="preference schedule"):  # a resume under another schedule is refused
+        other = PreferenceSchedule(kind="dirichlet", alpha=2.0, seed=5)
+        hooks = TrainerHooks(monkeypatch, "moalign.train.online", "build_grpo_trainer")
+        hooks.kill_after(2)
+        with pytest.raises(hooks.Killed):
+            train_online(tiny_lm_dir, PROMPTS, rewards, DIRICHLET, grpo, train, tmp_path / "c",
+                         checkpoint_dir=tmp_path / "cc", **kwargs)
+        hooks.clear()
+        train_online(tiny_lm_dir, PROMPTS, rewards, other, grpo, train, tmp_path / "c", checkpoint_dir=tmp_path / "cc",
+                     **kwargs)
+
+
+def _lambdas(folder: Path) -> list[list[float]]:
+    rows = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    return [[r["preference/chars"], r["preference/count_a"]] for r in rows if "loss" in r]

@@ -62,7 +62,7 @@ def train_prompts(config: RunConfig) -> list[str]:
     return [pool[i] for i in keep]
 
 
-def _zscore(config: RunConfig, run: Run, rewards: LazyRewards):
+def reward_zscore(config: RunConfig, run: Run, rewards: LazyRewards):
     """The evaluation's train-set statistics (stage ``eval/stats``, shared with the evaluation), or None (raw)."""
     if config.method.reward_scale == "raw":
         return None, []
@@ -88,7 +88,7 @@ def train_morlhf_models(config: RunConfig, run: Run, grid: PreferenceGrid) -> Ch
 
     method, objectives = config.method, list(config.task.objectives)
     rewards = LazyRewards.for_task(config.task)
-    stats, depends = _zscore(config, run, rewards)
+    stats, depends = reward_zscore(config, run, rewards)
     stops = list(config.eval.generation.stop_strings)
     prompts: list[str] = []  # read once, by the first stage that trains
 

@@ -110,6 +110,11 @@ class LoraAdapter:
     def is_attached(self, model) -> bool:
         return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
+    def peft_config(self, settings: TrainSettings):
+        """The ``peft_config`` a TRL trainer takes to build this adapter itself (None: full fine-tuning), so
+        that its reference is the adapter switched off rather than a copy (the online trainer)."""
+        return lora_config(settings.lora)
+
     def is_saved(self, folder: str | Path) -> bool:
         return (Path(folder) / self.CONFIG_FILE).is_file()
 
@@ -139,6 +144,15 @@ class SVDLoraAdapter(LoraAdapter):
         config = svd_lora_config(self.spec, rank=lora.r, alpha=lora.alpha, dropout=lora.dropout,
                                  target_modules=lora.target_modules)
         return get_peft_model(model, config)
+
+    def peft_config(self, settings: TrainSettings):
+        """The registered ``LoraConfig`` that :meth:`build` applies (``settings.lora.r`` = k), for TRL's
+        ``peft_config``."""
+        from moalign.models.svd_lora import svd_lora_config
+
+        lora = settings.lora
+        return svd_lora_config(self.spec, rank=lora.r, alpha=lora.alpha, dropout=lora.dropout,
+                               target_modules=lora.target_modules)
 
     def load(self, base, folder: str | Path, *, trainable: bool = False):
         from moalign.models.svd_lora import CONFIG_FILE, load_peft_folder

@@ -21,12 +21,26 @@ How TRL turns the rewards ``r`` (n x k) into advantages, for a group of G comple
   (std_group + 1e-4)``, then ``s = z @ w`` and ``A = (s - mean_batch(s)) / (std_batch(s) + 1e-4)``.
 
 Stds are unbiased (``torch.std``). Checked against hand numbers in tests/train/test_online.py.
+
+**A preference per generation batch** (Panacea's RLHF variant): pass a
+:class:`~moalign.train.schedule.PreferenceSchedule` instead of ``w``. Before TRL generates a batch, lambda is
+drawn for that batch's index in the run (a pure function of ``(seed, index)``, so a resumed run draws the
+same sequence), written into the model through ``model_hook`` (``moalign.models.svd_lora.set_preference``) and
+set as TRL's ``reward_weights``: TRL's own combination above then scalarises with lambda (``s = r @ lambda``)
+and still logs ``rewards/<objective>/mean``; ``preference/<objective>`` logs lambda. TRL's loss steps only
+read slices of the buffered generation batch (``_prepare_inputs`` regenerates every ``steps_per_generation *
+num_iterations`` micro-steps and never mixes two generations in one slice), and nothing else writes the
+preference, so every loss forward of those slices runs with the lambda the batch was generated and scored
+with (tests/train/test_online.py records it). ``adapter`` (e.g. ``SVDLoraAdapter``) replaces the plain LoRA:
+TRL builds it from ``adapter.peft_config(train)``, the reference is the adapter switched off, and the model
+is saved by ``adapter.save`` (Panacea's spec file included).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +50,10 @@ import numpy as np
 
 from moalign.config import ConfigError, ModelConfig, TrainSettings, check_choice, check_range
 from moalign.train.args import training_kwargs
+from moalign.train.schedule import PreferenceSchedule
 
 HISTORY_FILE = "history.jsonl"  # as the other trainers (moalign.train.sft, moalign.train.preference_run)
+SCHEDULE_FILE = "preference_schedule.json"  # in each checkpoint of a preference-sampling run
 AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 SCALINGS = ("group", "batch", "none")
 LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo")
@@ -188,8 +204,70 @@ def _epoch_sampler_trainer():
     return ResumableGRPOTrainer
 
 
-def _model_and_tokenizer(start: Any, tokenizer, model_config: ModelConfig, settings: TrainSettings):
-    """(model, tokenizer, peft_config, base name) for a base model name/folder, a full checkpoint or a model."""
+@functools.cache
+def _preference_sampling_trainer():
+    """:func:`_epoch_sampler_trainer`'s trainer with a fresh preference lambda for every generation batch.
+
+    The index of a generation batch counts the batches generated since step 0 (``(global_step * grad_accum +
+    micro-step) // (steps_per_generation * num_iterations)``), so it is the same in a run resumed at a step
+    boundary as in the uninterrupted run; lambda = ``schedule.draw(index, K)``. The schedule is recorded in each
+    checkpoint and a resume under another one is refused, as in the preference trainer."""
+    import torch
+
+    class PreferenceGRPOTrainer(_epoch_sampler_trainer()):
+        def __init__(self, *args, schedule: PreferenceSchedule, objectives: Sequence[str],
+                     model_hook: Callable | None = None, **kwargs):
+            if schedule.per_sample:
+                raise ValueError("a preference-sampling GRPO run draws one lambda per generation batch (TRL's "
+                                 "reward_weights are one vector per batch); use a schedule with per_sample=False")
+            super().__init__(*args, **kwargs)
+            self.schedule = schedule.with_seed(self.args.seed)
+            self.schedule.check_objectives(len(objectives))
+            self.objective_names, self.model_hook = list(objectives), model_hook
+            self.preferences: list[tuple[int, list[float]]] = []  # (generation index, lambda), in drawing order
+
+        def generation_index(self) -> int:
+            accumulation = self.args.gradient_accumulation_steps
+            micro = self.state.global_step * accumulation + self._step % accumulation
+            return micro // (self.args.steps_per_generation * self.num_iterations)
+
+        def _generate_and_score_completions(self, inputs):
+            if self.model.training:
+                self._set_preference(self.generation_index())
+            return super()._generate_and_score_completions(inputs)
+
+        def _set_preference(self, index: int) -> None:
+            lam = self.schedule.draw(index, len(self.objective_names))
+            self.reward_weights = torch.tensor(lam, dtype=torch.float32)  # read only while scoring this batch
+            if self.model_hook is not None:
+                self.model_hook(self.accelerator.unwrap_model(self.model), torch.from_numpy(lam))
+            self.preferences.append((index, lam.tolist()))
+            for name, value in zip(self.objective_names, lam.tolist(), strict=True):
+                self._metrics["train"][f"preference/{name}"].append(value)
+
+        def _save_checkpoint(self, model, trial) -> None:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+                with open(os.path.join(folder, SCHEDULE_FILE), "w", encoding="utf-8") as handle:
+                    json.dump({"schedule": self.schedule.state_dict()}, handle)
+
+        def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+            super()._load_optimizer_and_scheduler(checkpoint)
+            path = None if checkpoint is None else os.path.join(checkpoint, SCHEDULE_FILE)
+            if path is not None:
+                saved = None
+                if os.path.isfile(path):
+                    with open(path, encoding="utf-8") as handle:
+                        saved = json.load(handle)["schedule"]
+                self.schedule.check_state(saved, where=checkpoint)
+
+    return PreferenceGRPOTrainer
+
+
+def _model_and_tokenizer(start: Any, tokenizer, model_config: ModelConfig, settings: TrainSettings, adapter=None):
+    """(model, tokenizer, peft_config, base name) for a base model name/folder, a full checkpoint or a model;
+    ``adapter`` (None: LoRA per ``settings.lora``) supplies the ``peft_config`` TRL builds the adapter from."""
     from moalign.models.load import is_adapter_dir, load_causal_lm
     from moalign.train.sft import load_tokenizer_for, prepare_trl_model
 
@@ -205,6 +283,11 @@ def _model_and_tokenizer(start: Any, tokenizer, model_config: ModelConfig, setti
         model = load_causal_lm(path, revision=revision, dtype=model_config.dtype,
                                trust_remote_code=model_config.trust_remote_code)
     model, peft_config = prepare_trl_model(model, tokenizer, settings, None, None)
+    if adapter is not None:
+        if not callable(getattr(adapter, "peft_config", None)):
+            raise TypeError(f"train.online: adapter {getattr(adapter, 'name', adapter)!r} has no peft_config("
+                            "settings) method; TRL builds the adapter from a peft config")
+        peft_config = adapter.peft_config(settings)
     return model, tokenizer, peft_config, path
 
 
@@ -212,7 +295,7 @@ def build_grpo_trainer(
     start: Any,
     prompts: Sequence[str],
     rewards: Sequence,
-    weights: Sequence[float],
+    weights: Sequence[float] | PreferenceSchedule,
     settings: GRPOSettings,
     train: TrainSettings,
     output_dir: str | Path,
@@ -223,13 +306,19 @@ def build_grpo_trainer(
     clean: Callable[[str], str] | None = None,
     tokenizer=None,
     model_config: ModelConfig | None = None,
+    adapter=None,
+    model_hook: Callable | None = None,
 ):
     """The ready-to-train ``GRPOTrainer`` on the scalarised reward ``w . r`` (not yet trained).
 
     ``start``: a base model (name, folder or ``"embedded"``), a full checkpoint folder or a loaded model (then pass
     ``tokenizer``); ``train.lora.r > 0`` trains a new LoRA (the reference is then the adapter switched off), else
-    full fine-tuning against a frozen copy of ``start``. ``rewards``: moalign reward functions, one per objective
-    (``objectives`` names them; default: their ``name``). ``zscore``/``clean``: see :func:`reward_functions`.
+    full fine-tuning against a frozen copy of ``start``. ``adapter`` (a :mod:`moalign.models.adapters` adapter
+    with ``peft_config``, e.g. ``SVDLoraAdapter``) trains that adapter instead. ``rewards``: moalign reward
+    functions, one per objective (``objectives`` names them; default: their ``name``). ``zscore``/``clean``: see
+    :func:`reward_functions`. ``weights``: one preference ``w`` for the whole run, or a
+    :class:`PreferenceSchedule`: a lambda drawn per generation batch, handed to ``model_hook(model, lambda)``
+    before TRL generates (see the module docstring).
     """
     from datasets import Dataset
     from transformers import set_seed
@@ -238,13 +327,17 @@ def build_grpo_trainer(
     from moalign.train.checkpoints import CompleteCheckpointMarker
 
     names = list(objectives) if objectives is not None else [getattr(r, "name", f"reward_{i}") for i, r in enumerate(rewards)]
-    w = check_weights(weights, len(names))
+    sampled = isinstance(weights, PreferenceSchedule)
+    # a schedule's lambda replaces TRL's reward_weights before every batch is scored; uniform until then
+    w = np.full(len(names), 1.0 / len(names)) if sampled else check_weights(weights, len(names))
     if len(prompts) == 0:
         raise ValueError("train.online: no prompts to train on")
     set_seed(seed)  # LoRA weights and resized embedding rows are drawn from the seed
-    model, tokenizer, peft_config, path = _model_and_tokenizer(start, tokenizer, model_config or ModelConfig(), train)
+    model, tokenizer, peft_config, path = _model_and_tokenizer(start, tokenizer, model_config or ModelConfig(), train,
+                                                               adapter)
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
-    trainer = _epoch_sampler_trainer()(
+    extra = {"schedule": weights, "objectives": names, "model_hook": model_hook} if sampled else {}
+    trainer = (_preference_sampling_trainer() if sampled else _epoch_sampler_trainer())(
         model=model,
         reward_funcs=reward_functions(rewards, names, zscore=zscore, clean=clean),
         args=grpo_config(settings, train, output_dir, seed, w),
@@ -252,8 +345,10 @@ def build_grpo_trainer(
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[CompleteCheckpointMarker()],
+        **extra,
     )
     trainer.moalign_base_name = path
+    trainer.moalign_adapter = adapter
     return attach_loss_lines(trainer)
 
 
@@ -261,7 +356,7 @@ def train_online(
     start: Any,
     prompts: Sequence[str],
     rewards: Sequence,
-    weights: Sequence[float],
+    weights: Sequence[float] | PreferenceSchedule,
     settings: GRPOSettings,
     train: TrainSettings,
     save_dir: str | Path,
@@ -274,8 +369,9 @@ def train_online(
 
     With ``checkpoint_dir`` the Trainer checkpoints there (every ``train.save_steps``) and a rerun resumes from the
     newest complete checkpoint. The folder loads with :func:`moalign.models.load.load_policy` and holds
-    ``history.jsonl``: TRL's log rows (loss, ``reward``, ``rewards/<objective>/mean``, ``kl``, ...).
-    ``kwargs`` go to :func:`build_grpo_trainer`.
+    ``history.jsonl``: TRL's log rows (loss, ``reward``, ``rewards/<objective>/mean``, ``kl``, ...; with a
+    schedule also ``preference/<objective>``). ``kwargs`` go to :func:`build_grpo_trainer` (``adapter``: the
+    model is saved through it).
     """
     from moalign.train.checkpoints import last_complete_checkpoint
     from moalign.train.saving import save_policy
@@ -284,7 +380,9 @@ def train_online(
     trainer = build_grpo_trainer(start, prompts, rewards, weights, settings, train, output_dir, seed=seed, **kwargs)
     resume = last_complete_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     trainer.train(resume_from_checkpoint=resume)
-    saved = save_policy(trainer, save_dir, base_name=trainer.moalign_base_name)
+    from moalign.models.adapters import LORA
+
+    saved = save_policy(trainer, save_dir, adapter=trainer.moalign_adapter or LORA, base_name=trainer.moalign_base_name)
     if trainer.args.should_save:
         rows = "".join(json.dumps(row) + "\n" for row in trainer.state.log_history)
         (saved / HISTORY_FILE).write_text(rows, encoding="utf-8")

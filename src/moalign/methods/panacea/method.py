@@ -1,5 +1,6 @@
 """Panacea's stages: pairs -> (reference cache) -> train/panacea-<aggregation> (DPO) or
-train/panacea-sft-<aggregation> (SFT); the family is the one model."""
+train/panacea-sft-<aggregation> (SFT); (eval/stats with zscore ->) train/panacea-rlhf-ls (RLHF, online GRPO);
+the family is the one model."""
 
 from __future__ import annotations
 
@@ -32,15 +33,23 @@ def schedule_of(method: PanaceaConfig, seed: int) -> PreferenceSchedule:
     return PreferenceSchedule(kind="dirichlet", alpha=method.dirichlet_alpha, per_sample=method.per_sample, seed=seed)
 
 
+PREFIXES = {"dpo": "panacea", "sft": "panacea-sft", "rlhf": "panacea-rlhf"}
+ONLINE_FIELDS = {"grpo", "reward_scale", "max_prompts"}  # the rlhf variant's own
+
+
 def stage_name(method: PanaceaConfig) -> str:
-    return f"train/panacea-{method.aggregation}" if method.variant == "dpo" else f"train/panacea-sft-{method.aggregation}"
+    return f"train/{PREFIXES[method.variant]}-{method.aggregation}"
 
 
 def train_panacea(config: RunConfig, run: Run) -> PanaceaFamily:
-    """One SVD-LoRA model trained on every objective's loss (DPO or NLL) at random preferences."""
+    """One SVD-LoRA model trained on every objective's loss (DPO or NLL) or on the reward lambda . r (RLHF) at
+    random preferences."""
     method: PanaceaConfig = config.method
     objectives = list(config.task.objectives)
     method.check_run(config)
+    if method.variant == "rlhf":
+        folder = _rlhf_stage(config, run)
+        return PanaceaFamily(folder, len(objectives), name=f"panacea-rlhf-{method.aggregation}")
     pairs_dir = pairs_stage(config, run, method.pairs)
     common = {"loss_fn": objective_loss_fn(method), "weighting": aggregation_weighting(method),
               "schedule": schedule_of(method, config.seed), "model_hook": set_preference,
@@ -53,15 +62,48 @@ def train_panacea(config: RunConfig, run: Run) -> PanaceaFamily:
         train, depends = _dpo_training(config, run, pairs_dir, ref_stage, common), ["pairs"] + ([ref_stage] if ref_stage else [])
     inputs = {"model": config.model, "method": _hashed_fields(method), "seed": config.seed}
     folder = training_stage(run, stage_name(method), inputs, train, depends)
-    prefix = "panacea" if method.variant == "dpo" else "panacea-sft"
-    return PanaceaFamily(folder, len(objectives), name=f"{prefix}-{method.aggregation}")
+    return PanaceaFamily(folder, len(objectives), name=f"{PREFIXES[method.variant]}-{method.aggregation}")
 
 
 def _hashed_fields(method: PanaceaConfig) -> dict:
-    """The method fields the training stage depends on (the pairs have their own stage; the other variant's
-    fields change nothing here)."""
-    unused = {"pairs", "nll_normalisation"} if method.variant == "dpo" else {"pairs", "beta", "reference"}
+    """The method fields the training stage depends on (the pairs have their own stage; the other variants'
+    fields change nothing here, so the dpo and sft hashes are those from before the rlhf variant existed)."""
+    if method.variant == "rlhf":
+        unused = {"pairs", "beta", "reference", "nll_normalisation", "tche_z", "per_sample"}
+    else:
+        unused = ({"pairs", "nll_normalisation"} if method.variant == "dpo" else {"pairs", "beta", "reference"})
+        unused |= ONLINE_FIELDS
     return {k: v for k, v in vars(method).items() if k not in unused}
+
+
+def _rlhf_stage(config: RunConfig, run: Run) -> Path:
+    """Stage ``train/panacea-rlhf-ls``: GRPO on the task's train prompts with lambda . r, lambda drawn per
+    generation batch and written into the SVD-LoRA (:mod:`moalign.train.online`); rewards, prompts and the
+    z-scoring are MORLHF's."""
+    from functools import partial
+
+    from moalign.eval.generate import cut_at_stop_strings
+    from moalign.methods.morlhf import reward_zscore, train_prompts
+    from moalign.rewards.lazy import LazyRewards
+
+    method: PanaceaConfig = config.method
+    objectives = list(config.task.objectives)
+    rewards = LazyRewards.for_task(config.task)
+    stats, depends = reward_zscore(config, run, rewards)
+    stops = list(config.eval.generation.stop_strings)
+
+    def train(ckpt_dir: Path, out_dir: Path) -> None:
+        from moalign.train.online import train_online
+
+        train_online(config.model.name_or_path, train_prompts(config), rewards(), schedule_of(method, config.seed),
+                     method.grpo, method.train, out_dir, seed=config.seed, checkpoint_dir=ckpt_dir,
+                     objectives=objectives, zscore=stats() if stats else None, model_config=config.model,
+                     clean=partial(cut_at_stop_strings, stop_strings=stops),
+                     adapter=SVDLoraAdapter(SVDLoraSpec(len(objectives), init=method.init)), model_hook=set_preference)
+
+    inputs = {"model": config.model, "task": config.task, "rewards": rewards.identity,
+              "method": _hashed_fields(method), "stop_strings": stops, "seed": config.seed}
+    return training_stage(run, stage_name(method), inputs, train, depends)
 
 
 def _dpo_training(config: RunConfig, run: Run, pairs_dir: Path, ref_stage: str | None, common: dict):
