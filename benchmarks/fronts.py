@@ -1,7 +1,7 @@
 """The comparison suite: each seed paper's comparison on the embedded task, several seeds, one report each.
 
     python benchmarks/fronts.py --suite paretohqd [--seeds 0 1 2] [--jobs 2] [--root /tmp/moalign-fronts]
-    python benchmarks/fronts.py --suite panacea | mgda | all
+    python benchmarks/fronts.py --suite panacea | sipo | mgda | all
 
 A suite is a list of entries (a family = one CLI run per seed with the shipped embedded configs and the same
 evaluation grid) and the orderings its seed paper claims ("A beats B" on hypervolume, or on net win rate for
@@ -73,10 +73,22 @@ SUITES = {
         entries=(_train("panacea-ls", "panacea", "panacea"),
                  _train("panacea-tche", "panacea", "panacea", "method.aggregation=tche"),
                  _train("panacea-sft-ls", "panacea", "panacea_sft"),
+                 _train("panacea-rlhf-ls", "panacea", "panacea_rlhf"),
                  _train("rewarded-soups", "rewarded_soups", "rewarded_soups"), _train("dpo-soups", "soups", "soups"),
                  _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
         claims=(("panacea-ls", "rewarded-soups"), ("panacea-tche", "rewarded-soups"), ("panacea-ls", "dpo-lw"),
-                ("panacea-tche", "dpo-lw")),
+                ("panacea-tche", "dpo-lw"), ("panacea-rlhf-ls", "rewarded-soups"), ("panacea-rlhf-ls", "dpo-lw")),
+    ),
+    "sipo": Suite(
+        entries=(_train("sipo", "sipo", "sipo"), _train("sipo-review", "sipo", "sipo", "method.review.objective=positivity"),
+                 # the re-alignment at 1/2 of the experts' learning rate instead of the official 1/100
+                 _train("sipo-lr1e-3", "sipo", "sipo", "method.realign.train.learning_rate=1e-3"),
+                 _train("sipo-review-lr1e-3", "sipo", "sipo", "method.review.objective=positivity",
+                        "method.realign.train.learning_rate=1e-3"),
+                 _train("mod", "mod", "mod"), _train("dpo-soups", "soups", "soups"),
+                 _train("modpo", "modpo", "modpo", grid=MODPO_GRID), _train("dpo-lw", "dpo_lw", "dpo_lw"), BASE),
+        claims=(("sipo", "dpo-lw"), ("sipo", "dpo-soups"), ("sipo", "mod"), ("sipo", "modpo"), ("sipo-review", "sipo"),
+                ("sipo-review-lr1e-3", "sipo-lr1e-3")),
     ),
     "mgda": Suite(
         entries=(_train("mgda-decoupled", "mgda", "mgda"),
@@ -117,7 +129,30 @@ def run(entry: Entry, suite: Suite, seed: int, root: Path) -> dict:
             eval_s += seconds
         else:
             train_s += seconds
-    return {"metrics": json.loads(metrics_file.read_text())["metrics"], "train_s": train_s, "eval_s": eval_s}
+    return {"metrics": json.loads(metrics_file.read_text())["metrics"], "train_s": train_s, "eval_s": eval_s,
+            "filter": sipo_filter(run_dir)}
+
+
+def sipo_filter(run_dir: Path) -> dict | None:
+    """A SIPO run's conflict and filter counts (round 1), None for other methods."""
+    conflicts, select = run_dir / "sipo" / "conflicts" / "info.json", run_dir / "sipo" / "round1" / "select" / "info.json"
+    if not (conflicts.is_file() and select.is_file()):
+        return None
+    info = json.loads(select.read_text())
+    return {"conflicts": json.loads(conflicts.read_text())["used"], "survivors": info["survivors"],
+            "rewrites_kept": sum(info["rewrites_kept"].values()), "by_weight": info["survivors_by_weight"]}
+
+
+def filter_lines(filters: dict[str, list[dict]]) -> list[str]:
+    """One line per SIPO entry: conflicting comparisons, survivors and kept rewrites, per seed."""
+    lines = []
+    for family, rows in filters.items():
+        per_seed = "; ".join(f"{r['survivors']}/{r['conflicts']} survived" + (f", {r['rewrites_kept']} rewrites kept"
+                                                                              if r["rewrites_kept"] else "")
+                             + f" (by a: {r['by_weight']})" for r in rows)
+        lines.append(f"- {family}: {per_seed}")
+    return ["", "SIPO's filter, per seed (conflicting comparisons used; candidates surviving; by sample weight a):",
+            "", *lines] if lines else []
 
 
 def values(metrics: dict) -> dict[str, float]:
@@ -133,19 +168,23 @@ def values(metrics: dict) -> dict[str, float]:
     return out
 
 
-def mean_std(column: list[float]) -> tuple[float, float]:
+def mean_std(column: list[float]) -> tuple[float, float, int, int]:
+    """(mean, sample std, seeds with a value, seeds): a seed whose indicator is undefined (every point
+    degenerate) is left out of the mean and counted, never silently dropped."""
     finite = np.asarray([x for x in column if np.isfinite(x)], dtype=float)
     if not len(finite):
-        return float("nan"), float("nan")
-    return float(finite.mean()), float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+        return float("nan"), float("nan"), 0, len(column)
+    return float(finite.mean()), float(finite.std(ddof=1)) if len(finite) > 1 else 0.0, len(finite), len(column)
 
 
-def fmt(pair: tuple[float, float]) -> str:
-    mean, std = pair
-    return "n/a" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
+def fmt(stats: tuple[float, float, int, int]) -> str:
+    mean, std, n, total = stats
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3f} ± {std:.3f}" + (f" ({n}/{total} seeds)" if n < total else "")
 
 
-def ordering(claims, table: dict[str, dict[str, tuple[float, float]]], metric: str) -> list[str]:
+def ordering(claims, table: dict[str, dict[str, tuple]], metric: str) -> list[str]:
     """One line per claimed ordering: holds or reversed, by how much in pooled standard deviations."""
     lines = []
     for winner, loser in claims:
@@ -153,7 +192,7 @@ def ordering(claims, table: dict[str, dict[str, tuple[float, float]]], metric: s
             missing = [n for n in (winner, loser) if n not in table]
             lines.append(f"- {winner} > {loser}: not measured ({', '.join(missing)} skipped)")
             continue
-        (a, sa), (b, sb) = table[winner][metric], table[loser][metric]
+        (a, sa, *_), (b, sb, *_) = table[winner][metric], table[loser][metric]
         if not (np.isfinite(a) and np.isfinite(b)):
             lines.append(f"- {winner} > {loser}: undefined ({metric} is n/a)")
             continue
@@ -169,8 +208,9 @@ def run_suite(name: str, seeds: list[int], root: Path, jobs: int = 1) -> str:
 
     suite = SUITES[name]
     folder = root / name
-    table: dict[str, dict[str, tuple[float, float]]] = {}
+    table: dict[str, dict[str, tuple]] = {}
     walls: dict[str, tuple[float, float]] = {}
+    filters: dict[str, list[dict]] = {}
     skipped = [f"- {e.name}: skipped, {why}" for e in suite.entries if (why := available(e))]
     runnable = [e for e in suite.entries if not available(e)]
     start = time.perf_counter()
@@ -188,6 +228,8 @@ def run_suite(name: str, seeds: list[int], root: Path, jobs: int = 1) -> str:
             print(f"{name}/{entry.name} seed {seed}: {row}", flush=True)
         table[entry.name] = {key: mean_std([row[key] for row in rows]) for key in rows[0]}
         walls[entry.name] = (sum(r["train_s"] for r in results), sum(r["eval_s"] for r in results))
+        if all(r["filter"] for r in results):
+            filters[entry.name] = [r["filter"] for r in results]
     elapsed = time.perf_counter() - start
     seed0 = [str(folder / f"{entry}-s{seeds[0]}") for entry in table]
     subprocess.run([sys.executable, "-m", "moalign", "report", *seed0, "--out", str(folder / "report"), "--overwrite"],
@@ -212,6 +254,7 @@ def run_suite(name: str, seeds: list[int], root: Path, jobs: int = 1) -> str:
         f"Claimed orderings (the seed paper's), on {suite.metric}:",
         "",
         *ordering(suite.claims, table, suite.metric),
+        *filter_lines(filters),
         *([""] + skipped if skipped else []),
         "",
     ]

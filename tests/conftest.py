@@ -70,6 +70,27 @@ def tiny_lm_dir(tmp_path_factory):
     return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm")))
 
 
+@pytest.fixture(scope="module")
+def lora_experts(tiny_lm_dir, tmp_path_factory):
+    """Two saved LoRA adapters of the tiny LM (random, distinct B, so each changes the model), named as the
+    ``dpo`` stages name the experts: ``<run>/train/w=1.00,0.00`` and ``w=0.00,1.00``."""
+    from peft import LoraConfig, get_peft_model
+
+    from moalign.models.load import load_causal_lm
+
+    root = tmp_path_factory.mktemp("run") / "train"
+    paths = []
+    for i, tag in enumerate(["w=1.00,0.00", "w=0.00,1.00"]):
+        model = get_peft_model(load_causal_lm(tiny_lm_dir), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+        g = torch.Generator().manual_seed(7 + i)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.data = torch.randn(param.shape, generator=g) * 0.5
+        model.save_pretrained(root / tag)
+        paths.append(str(root / tag))
+    return paths
+
+
 class Killed(RuntimeError):
     """What :class:`TrainerHooks.kill_after` raises: a training stopped as a SIGKILL would stop it."""
 

@@ -89,3 +89,23 @@ def test_a_trained_family_and_the_same_family_loaded_back_hash_alike(tmp_path, m
         assert family.describe() != loaded.describe()  # cwd-relative vs absolute paths
         assert portable_description(family, "runs/x") == portable_description(loaded, tmp_path / "runs/x")
     assert portable_description(trained[1], "runs/x")["path"] == "train/panacea-ls"
+
+
+def test_trained_versions_name_the_stage_hash_of_every_model_folder_a_description_points_at(tmp_path):
+    """What the evaluation stages hash besides the description: a model retrained in place (same folder,
+    new inputs) changes it, so its old generations are not read back."""
+    from moalign.eval.family import trained_versions
+    from moalign.pipeline import Run
+
+    with Run(tmp_path / "run", echo=None) as run:
+        for name in ("train/w=1.00,0.00", "sipo/expert/a", "sipo/expert/b"):
+            run.stage(name, {"lr": 1}, lambda out: None)
+        checkpoints = {"type": "checkpoints", "checkpoints": {"1,0": "train/w=1.00,0.00"}}
+        experts = {"type": "mod", "path": "sipo/expert", "experts": ["a", "b"], "rule": "reverse_kl"}
+        first = trained_versions(checkpoints, run.root), trained_versions(experts, run.root)
+        assert first[0] == {"train/w=1.00,0.00": run.stage_hash("train/w=1.00,0.00")}
+        assert first[1] == {"sipo/expert/a": run.stage_hash("sipo/expert/a"), "sipo/expert/b": run.stage_hash("sipo/expert/b")}
+        run.stage("sipo/expert/b", {"lr": 2}, lambda out: None)  # retrained in place
+        again = trained_versions(experts, run.root)
+        assert again["sipo/expert/a"] == first[1]["sipo/expert/a"] and again["sipo/expert/b"] != first[1]["sipo/expert/b"]
+    assert trained_versions({"type": "base", "path": "embedded"}, tmp_path) == {}

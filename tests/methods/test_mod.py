@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from e2e_overrides import SMALL_EVAL
 from moalign.config import ConfigError, GenerationSettings
@@ -20,22 +19,8 @@ PROMPTS = ["\n\nHuman: How do I bake bread?\n\nAssistant:", "\n\nHuman: Hi\n\nAs
 
 
 @pytest.fixture(scope="module")
-def expert_dirs(tiny_lm_dir, tmp_path_factory):
-    from peft import LoraConfig, get_peft_model
-
-    from moalign.models.load import load_causal_lm
-
-    root = tmp_path_factory.mktemp("run") / "train"
-    paths = []
-    for i, tag in enumerate(["w=1.00,0.00", "w=0.00,1.00"]):
-        model = get_peft_model(load_causal_lm(tiny_lm_dir), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-        g = torch.Generator().manual_seed(7 + i)
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.data = torch.randn(param.shape, generator=g) * 0.5
-        model.save_pretrained(root / tag)
-        paths.append(str(root / tag))
-    return paths
+def expert_dirs(lora_experts):
+    return lora_experts
 
 
 def test_registered_with_its_embedded_config():

@@ -155,6 +155,40 @@ def portable_description(family: PolicyFamily, root: str | Path) -> dict:
     return description
 
 
+def trained_versions(description: dict, root: str | Path) -> dict[str, str]:
+    """``{stage folder: its inputs hash}`` for every stage folder of the run at ``root`` that a family
+    description names (its checkpoints, its ``path``, names under its ``path`` such as a soup's or MOD's
+    experts). The evaluation stages hash it with the description, so a model retrained in place (the same
+    folder, other inputs) is evaluated again instead of read back from the earlier model's stage."""
+    from moalign.pipeline import STAGE_FILE
+
+    root = Path(root).resolve()
+    base = description.get("path") if isinstance(description.get("path"), str) else None
+    found: dict[str, str] = {}
+    for value in _strings(description):
+        for candidate in (value, f"{base}/{value}") if base and value != base else (value,):
+            record = root / candidate / STAGE_FILE
+            if not record.is_file():
+                continue
+            try:
+                key = record.parent.resolve().relative_to(root).as_posix()
+            except ValueError:  # a folder outside the run: not one of its stages
+                continue
+            found[key] = json.loads(record.read_text(encoding="utf-8"))["inputs_hash"]
+    return dict(sorted(found.items()))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
 def load_family(path: str | Path) -> PolicyFamily:
     """Rebuild a family from a file written by :func:`save_family` (or from a run folder holding family.json)."""
     path = Path(path)

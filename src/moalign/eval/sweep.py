@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from moalign.config import GenerationSettings
-from moalign.eval.family import PolicyFamily, portable_description
+from moalign.eval.family import PolicyFamily, portable_description, trained_versions
 from moalign.eval.inputs import load_prompts
 from moalign.eval.rows import write_rows
 from moalign.eval.stages import PROMPTS_STAGE, generation_stage_name
@@ -41,6 +41,9 @@ def generation_stage(
               "seed": seed}
     if dtype != "float32":  # hashed only when set, so the stages of float32 runs stay done
         inputs["dtype"] = dtype
+    trained = trained_versions(inputs["family"], run.root)
+    if trained:  # a model retrained in place is a new policy, though its folder is the same
+        inputs["trained"] = trained
 
     def compute(tmp: Path) -> None:
         prompts = load_prompts(run).prompts

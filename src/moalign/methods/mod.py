@@ -29,12 +29,11 @@ FACTORY = "moalign.methods.mod:family_from_description"
 
 
 @dataclass
-class MODConfig:
-    """``experts``: the DPO training of the K experts (LoRA for the batched path); ``rule``: reverse_kl |
-    forward_kl | alpha; ``alpha`` (> 0) for rule=alpha; ``scores``: cumulative (the official code) | per_token;
-    ``batched``: the K LoRA experts in one forward per token (false: K forwards, the same tokens)."""
+class MODDecoding:
+    """How K experts decode together (shared by ``mod`` and SIPO's sampler): ``rule`` reverse_kl | forward_kl |
+    alpha; ``alpha`` (> 0) for rule=alpha; ``scores``: cumulative (the official code) | per_token; ``batched``:
+    K LoRA experts on one base in one forward per token (false: K forwards, the same tokens)."""
 
-    experts: DPOConfig = field(default_factory=DPOConfig)
     rule: str = "reverse_kl"
     alpha: float = 0.5
     scores: str = "cumulative"
@@ -47,6 +46,19 @@ class MODConfig:
             check_rule(self.rule, self.alpha, self.scores)
         except ValueError as error:
             raise ConfigError(f"method.{error}") from None
+
+    def family(self, experts: Sequence[str | Path], *, dtype: str, name: str) -> MODFamily:
+        """The MOD family over saved ``experts`` (one folder per objective, in objective order)."""
+        return MODFamily(experts, rule=self.rule, alpha=self.alpha, scores=self.scores, batched=self.batched,
+                         dtype=dtype, name=name)
+
+
+@dataclass
+class MODConfig(MODDecoding):
+    """``experts``: the DPO training of the K experts (LoRA for the batched path); the decoding fields are
+    :class:`MODDecoding`'s."""
+
+    experts: DPOConfig = field(default_factory=DPOConfig)
 
     def check_run(self, run: RunConfig) -> None:
         chosen = self.experts.objectives
@@ -120,8 +132,7 @@ def train_mod(config: RunConfig, run: Run) -> MODFamily:
     experts = train_dpo(dataclasses.replace(config, method=method.experts), run)
     one_hot = np.eye(len(config.task.objectives))
     paths = [experts.checkpoint_for(e) for e in one_hot]
-    return MODFamily(paths, rule=method.rule, alpha=method.alpha, scores=method.scores, batched=method.batched,
-                     dtype=config.model.dtype, name=f"mod-{method.rule}")
+    return method.family(paths, dtype=config.model.dtype, name=f"mod-{method.rule}")
 
 
 METHOD = MethodSpec("mod", MODConfig, train_mod,

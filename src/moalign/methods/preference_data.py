@@ -16,15 +16,15 @@ DPO-family method config runs in ``__post_init__``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from moalign.config import ConfigError, RunConfig
+from moalign.config import ADDED_LATER, ConfigError, RunConfig, check_range
 from moalign.data.io import load_pairs, save_pairs
 from moalign.data.pairs import MODES as PAIR_MODES
-from moalign.data.pairs import conflict_stats, pairs_from_scored, subset_pairs
+from moalign.data.pairs import conflict_mixture, conflict_stats, pairs_from_scored, subset_pairs
 from moalign.data.schema import PairSet, ScoredSet
 from moalign.data.task import load_task
 from moalign.eval.grid import PreferenceGrid
@@ -48,6 +48,9 @@ class PairSettings:
     pair_mode: str = "all"  # from scores: all | best_worst | best_random (see moalign.data.pairs)
     min_margin: float = 0.0  # from scores: keep a pair only when the score gap exceeds this
     max_pairs_per_objective: int | None = None  # a seeded random subset when set
+    # two objectives: SIPO's HelpSteer mixture, n = min(#conflicting, #agreeing) comparisons of which this
+    # fraction conflict (moalign.data.pairs.conflict_mixture; official 0.6); None: every pair
+    conflict_fraction: float | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.pairs_from not in PAIRS_FROM:
@@ -57,6 +60,9 @@ class PairSettings:
         if not np.isfinite(self.min_margin) or self.min_margin < 0:
             raise ConfigError(f"method.pairs.min_margin={self.min_margin!r}: must be a finite number >= 0 (0 keeps "
                               "every pair with distinct scores)")
+        if self.conflict_fraction is not None:
+            check_range("method.pairs.conflict_fraction", self.conflict_fraction, low=0, high=1,
+                        fix="e.g. 0.6 (SIPO's HelpSteer mixture), or null for every pair")
         if self.max_pairs_per_objective is not None and self.max_pairs_per_objective < 1:
             raise ConfigError(f"method.pairs.max_pairs_per_objective={self.max_pairs_per_objective}: must be >= 1, "
                               "or null for every pair")
@@ -101,12 +107,22 @@ def _cap(pairs: PairSet, objectives: Sequence[str], cap: int | None, seed: int) 
     return subset_pairs(pairs, np.asarray(sorted(keep), dtype=int))
 
 
+def _mixture(pairs: PairSet, objectives: Sequence[str], fraction: float, seed: int) -> PairSet:
+    if len(objectives) != 2:
+        raise ConfigError(f"method.pairs.conflict_fraction={fraction} mixes the comparisons two objectives decide "
+                          f"differently, but task.objectives={list(objectives)}; choose two objectives or set it to null")
+    return conflict_mixture(pairs, (objectives[0], objectives[1]), fraction, seed)
+
+
 def pairs_stage(config: RunConfig, run: Run, settings: PairSettings) -> Path:
     """Stage ``pairs``: ``pairs.jsonl`` (every objective) and ``pairs_info.json`` (counts, conflicts)."""
     objectives = list(config.task.objectives)
 
     def compute(out: Path) -> None:
-        pairs = _cap(_task_pairs(config, settings), objectives, settings.max_pairs_per_objective, config.seed)
+        pairs = _task_pairs(config, settings)
+        if settings.conflict_fraction is not None:
+            pairs = _mixture(pairs, objectives, settings.conflict_fraction, config.seed)
+        pairs = _cap(pairs, objectives, settings.max_pairs_per_objective, config.seed)
         counts = {name: int(sum(o == name for o in pairs.objective)) for name in objectives}
         empty = [name for name, n in counts.items() if n == 0]
         if empty:

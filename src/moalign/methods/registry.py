@@ -25,6 +25,7 @@ METHOD_MODULES = {
     "rewarded_soups": "moalign.methods.soups",
     "mod": "moalign.methods.mod",
     "morlhf": "moalign.methods.morlhf",
+    "sipo": "moalign.methods.sipo",
 }
 
 

@@ -33,6 +33,7 @@ class PairLogps:
     columns: dict = field(default_factory=dict)
     chosen_tokens: torch.Tensor | None = None
     rejected_tokens: torch.Tensor | None = None
+    sequence_width: int | None = None  # the padded width of the sub-batch's rows (prompt + response)
 
     def logit_gap(self) -> torch.Tensor:
         """(log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l)): the DPO log-ratio difference."""
@@ -117,25 +118,39 @@ def nll_loss(normalisation: str = "token"):
     return loss_fn
 
 
-def dpo_nll_pair_loss(beta: float, alpha: float = 0.1):
-    """SIPO's re-alignment loss as the trainer's ``loss_fn``: DPO plus ``alpha`` times the chosen response's
-    mean NLL per token, -log sigmoid(beta * gap) - alpha * log pi(y_w) / |y_w| (|y_w| = its response tokens).
+NLL_LENGTHS = ("response", "padded_batch")
 
-    The official trainer divides by a length that also counts the padded prompt (it compares input_ids, not
-    labels, with -100); that quirk is not offered yet (the batch width is not part of :class:`PairLogps`).
-    ``alpha = 0`` is exactly :func:`dpo_pair_loss`.
+
+def dpo_nll_pair_loss(beta: float, alpha: float = 0.1, length: str = "response"):
+    """SIPO's re-alignment loss as the trainer's ``loss_fn``: DPO plus ``alpha`` times the chosen response's
+    NLL divided by a length, -log sigmoid(beta * gap) - alpha * log pi(y_w) / n.
+
+    ``length``: ``"response"`` (ours): n = |y_w|, the chosen response's own tokens; ``"padded_batch"`` (the
+    official trainer's quirk: it counts ``input_ids != -100``, which is every position of the padded
+    concatenated batch): n = the sub-batch's padded width, prompt and padding included, the same for every
+    row. ``alpha = 0`` is exactly :func:`dpo_pair_loss`.
 
     >>> t = torch.tensor
-    >>> logps = PairLogps(t([-6.0]), t([-2.0]), t([-6.0]), t([-2.0]), chosen_tokens=t([3]), rejected_tokens=t([1]))
+    >>> logps = PairLogps(t([-6.0]), t([-2.0]), t([-6.0]), t([-2.0]), chosen_tokens=t([3]), rejected_tokens=t([1]),
+    ...                   sequence_width=12)
     >>> round(float(dpo_nll_pair_loss(0.5, alpha=0.1)(logps, 0)[0]), 6)  # log 2 + 0.1 * 6 / 3
     0.893147
+    >>> round(float(dpo_nll_pair_loss(0.5, alpha=0.1, length="padded_batch")(logps, 0)[0]), 6)  # log 2 + 0.1 * 6 / 12
+    0.743147
     """
     if not (alpha >= 0 and alpha == alpha):
         raise ValueError(f"alpha={alpha}: the NLL weight must be >= 0 (0 is plain DPO)")
+    if length not in NLL_LENGTHS:
+        raise ValueError(f"length={length!r}: choose one of {', '.join(NLL_LENGTHS)}")
     dpo = dpo_pair_loss(beta)
 
     def loss_fn(logps: PairLogps, k: int, w=None) -> torch.Tensor:
-        chosen_mean, _ = logps.policy_token_means()
+        if length == "response":
+            chosen_mean, _ = logps.policy_token_means()
+        elif logps.sequence_width is None:
+            raise ValueError("length='padded_batch' needs PairLogps.sequence_width (set by the preference trainer)")
+        else:
+            chosen_mean = logps.policy_chosen / logps.sequence_width
         return dpo(logps, k, w) - alpha * chosen_mean
 
     return loss_fn

@@ -153,7 +153,7 @@ class MultiObjectivePreferenceTrainer(Trainer):
         columns = {n: v for n, v in batch.items() if n not in TOKEN_KEYS}
         dtype = out.chosen.dtype
         logps = PairLogps(out.chosen, out.rejected, ref_c.to(dtype), ref_r.to(dtype), columns,
-                          out.chosen_tokens, out.rejected_tokens)
+                          out.chosen_tokens, out.rejected_tokens, sequence_width=int(batch["input_ids"].shape[1]))
         per_pair = self.loss_fn(logps, k, self._w)
         weights = self.weighting.pair_weights(k)
         loss = per_pair.mean() if weights is None else (per_pair * weights.to(per_pair)).mean()

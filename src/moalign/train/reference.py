@@ -20,8 +20,15 @@ from tqdm.auto import tqdm
 from moalign.config import ModelConfig
 from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
 from moalign.models.load import load_policy
-from moalign.train.collate import REF_COLUMNS, PreferenceDataset, build_preference_dataset, collate_objective
-from moalign.train.logps import pair_logps
+from moalign.train.collate import (
+    REF_COLUMNS,
+    PreferenceDataset,
+    build_preference_dataset,
+    build_response_dataset,
+    collate_objective,
+    collate_responses,
+)
+from moalign.train.logps import pair_logps, response_logps
 
 REFERENCE_MODES = ("precomputed", "model", "adapter")
 
@@ -74,6 +81,22 @@ def dataset_pair_logps(model, dataset: PreferenceDataset, k: int, pad_id: int, b
             logps = pair_logps(model, batch)
             out.append(torch.stack([logps.chosen, logps.rejected], dim=1).double().cpu())
     return torch.cat(out).numpy()
+
+
+def texts_logps(model, tokenizer, prompts, responses, max_length: int, batch_size: int = 16) -> np.ndarray:
+    """(n,) summed log-probs of each response given its prompt under ``model``, tokenised exactly as training
+    tokenises responses (same join, EOS and ``max_length`` truncation): DPO's implicit reward
+    beta * (log pi - log ref) of texts that are not pairs (SIPO's candidates) is two calls of this."""
+    from moalign.data.schema import ScoredSet
+
+    texts = ScoredSet(list(prompts), list(responses), np.zeros((len(prompts), 0)), [])
+    rows = build_response_dataset(tokenizer, {"texts": texts}, max_length, seed=0).rows[0] if len(texts.prompts) else []
+    device, pad_id, out = next(model.parameters()).device, pad_id_of(tokenizer), []
+    with frozen_eval(model):
+        for start in tqdm(range(0, len(rows), batch_size), desc="log-probs", leave=False):
+            batch = {k: t.to(device) for k, t in collate_responses(rows[start : start + batch_size], pad_id).items()}
+            out.append(response_logps(model, batch)[0].double().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def precompute_reference(

@@ -1,0 +1,82 @@
+"""SIPO's candidates: MOD samples on the conflicting prompts, the optional review and rewrite, and the score
+tables the filter reads (official ``mod.py --split train_conflict``, ``review.py``, ``rewrite.py``,
+``select_rewrite.py``, ``select_sample.py``).
+
+Everything here is a pure step over saved expert folders; the stages (:mod:`moalign.methods.sipo.pipeline`)
+decide what is computed once and cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from moalign.config import GenerationSettings, ModelConfig
+from moalign.methods.mod import MODDecoding
+
+
+def pair_weight(a: float) -> np.ndarray:
+    """SIPO's two-objective weight: ``a`` on the first objective, ``1 - a`` on the second."""
+    return np.array([float(a), 1.0 - float(a)])
+
+
+def mod_responses(experts: Sequence[str], decoding: MODDecoding, w, prompts: Sequence[str],
+                  settings: GenerationSettings, *, seed: int, dtype: str, family=None) -> list[str]:
+    """One MOD response per prompt from the ``experts`` combined at ``w`` (a one-hot w is that expert alone);
+    ``family``: an already loaded :class:`~moalign.methods.mod.MODFamily` over the same experts."""
+    from moalign.eval.generate import generate
+
+    family = family or decoding.family(experts, dtype=dtype, name="sipo-sampler")
+    with family.policy(np.asarray(w, dtype=float)) as policy:
+        return generate(policy.model, policy.tokenizer, list(prompts), settings, seed=seed, progress=True,
+                        generate_fn=policy.generate)
+
+
+def keep_rewrite(original: np.ndarray, rewrite: np.ndarray) -> bool:
+    """The official ``select_rewrite.py`` rule: keep the rewrite unless the original MOD sample scores at least
+    as high on every reward (a weakly dominated rewrite is dropped; a tie everywhere keeps the original).
+
+    >>> keep_rewrite(np.array([1.0, 2.0]), np.array([1.5, 1.0])), keep_rewrite(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    (True, False)
+    """
+    return not bool(np.all(np.asarray(rewrite) <= np.asarray(original)))
+
+
+def fill(template: str, goal: str, **fields: str) -> str:
+    """``template`` with ``{goal}`` and the named fields filled (other braces in the text are left alone)."""
+    text = template.replace("{goal}", goal)
+    for name, value in fields.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def implicit_reward_table(experts: Sequence[str], soup_weights: Sequence[float], base: ModelConfig,
+                          prompts: Sequence[str], responses: Sequence[str], *, beta: float,
+                          max_length: int) -> np.ndarray:
+    """(n, K + S) implicit rewards beta * (log pi(y|x) - log pi_base(y|x)) of each (prompt, response): first
+    under each expert, then under the soup of the two experts at each soup weight (official: LoRA factors
+    interpolated key by key; full experts: their weights).
+
+    A one-hot soup is exactly its expert, so every column comes from one in-memory soup; the base log-probs
+    are computed once, before the soup is loaded, so two models are never held at the same time."""
+    import torch
+
+    from moalign.models.adapters import load_model, load_model_tokenizer
+    from moalign.models.soups import Soup, read_expert
+    from moalign.train.reference import texts_logps
+
+    if not len(prompts):
+        return np.zeros((0, len(experts) + len(soup_weights)))
+    device = "cuda" if torch.cuda.is_available() else None
+    model = load_model(base)[0].to(device or "cpu")
+    reference = texts_logps(model, load_model_tokenizer(base), prompts, responses, max_length)
+    del model
+    mode = "lora_factors" if read_expert(experts[0]).kind == "lora" else "full_weights"
+    soup = Soup(list(experts), mode, dtype=base.dtype, device=device)
+    weights = [np.eye(len(experts))[k] for k in range(len(experts))] + [pair_weight(a) for a in soup_weights]
+    columns = []
+    for w in weights:
+        with soup.mixed(w) as mixed:
+            columns.append(beta * (texts_logps(mixed, soup.tokenizer, prompts, responses, max_length) - reference))
+    return np.stack(columns, axis=1)
