@@ -73,13 +73,6 @@ def test_nested_sub_stages_and_leftovers_of_a_killed_run(tmp_path):
     assert any("unfinished attempt" in m for m in messages)
 
 
-def test_a_multi_process_launch_is_refused_with_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(RuntimeError, match="single_gpu.yaml"):
-        Run(tmp_path / "run")
-    assert not (tmp_path / "run").exists()
-
-
 # ---------------------------------------------------------------------------------------------------------
 # one process per run directory; stage names stay inside it; a read-only run_dir is a one-line error
 # ---------------------------------------------------------------------------------------------------------

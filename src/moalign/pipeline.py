@@ -14,8 +14,15 @@ leads outside the run directory (no ``..``, no absolute path).
 One process at a time works in a run directory: :class:`Run` holds ``run.lock`` (an OS file lock, with the
 owner's pid, host and command written inside) for as long as it lives. A second process refuses with a message
 naming the owner; a lock left by a killed process is free at the OS level, so the next run takes it over (and
-says so) without any pid guessing. Under a multi-process launch only the main rank (``RANK`` 0) takes the lock;
-the other ranks never touch it.
+says so) without any pid guessing.
+
+Under a multi-process launch (``torchrun``, ``accelerate launch``; :mod:`moalign.distributed`) the ranks share
+the run directory: only the main rank (``RANK`` 0) takes the lock, prints, decides whether a stage is done
+(every rank gets its answer), writes ``_stage.json`` and renames the folder into place. A stage is the main
+rank's work while the others wait (``ranks="main"``: selection, pairs, metrics) or every rank's on one
+temporary folder (``ranks="all"``: a Trainer's distributed training, a generation sharded over the ranks).
+A rank killed mid-stage leaves only the temporary folder, which the relaunch removes before it redoes that
+stage.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from moalign import distributed
 from moalign.config import ConfigError, to_dict
 from moalign.io_utils import atomic_dir, atomic_write_json
 
@@ -58,9 +66,9 @@ class Run:
     """A run directory and its stages."""
 
     def __init__(self, root: str | Path, echo: Callable[[str], None] | None = print):
-        _refuse_several_processes()
+        distributed.init()
         self.root = Path(root)
-        self.echo = echo or (lambda _msg: None)
+        self.echo = (echo if distributed.is_main() else None) or (lambda _msg: None)
         make_run_dir(self.root)
         self.lock = hold_run_dir(self.root, echo=self.echo)
         self._release = weakref.finalize(self, self.lock.release) if self.lock is not None else None
@@ -97,8 +105,17 @@ class Run:
         inputs: Any,
         compute: Callable[[Path], None],
         depends_on: Iterable[str] = (),
+        *,
+        ranks: str = "main",
     ) -> Path:
-        """Return the folder of stage ``name``, computing it with ``compute(tmp_dir)`` unless already done."""
+        """Return the folder of stage ``name``, computing it with ``compute(tmp_dir)`` unless already done.
+
+        Under a multi-process launch the main rank decides whether the stage is done (every rank gets its
+        answer) and alone writes ``_stage.json`` and renames the folder. ``ranks="main"``: the main rank computes
+        while the others wait; ``"all"``: every rank runs ``compute`` on the same temporary folder (a Trainer's
+        distributed training, a sharded generation), and the folder is installed once all have returned."""
+        if ranks not in ("main", "all"):
+            raise ValueError(f"ranks={ranks!r}: 'main' (the main rank computes) or 'all' (every rank does)")
         deps = {dep: self.stage_hash(dep) for dep in depends_on}
         missing = [dep for dep, value in deps.items() if value is None]
         if missing:
@@ -106,20 +123,46 @@ class Run:
         digest = inputs_hash({"inputs": inputs, "deps": deps})
         final = self.stage_dir(name)
         recorded = self.stage_hash(name)
-        if recorded == digest:
+        if distributed.from_main(recorded == digest):
             self.echo(f"[{name}] done already, skipped")
             return final
         if recorded is not None:
             self.echo(f"[{name}] rerunning: {self.why_changed(name, inputs, deps)}")
+        if distributed.world_size() > 1:
+            return self._stage_on_ranks(name, final, inputs, deps, digest, compute, ranks)
         self._remove_partials(final)
         start = time.perf_counter()
         with atomic_dir(final) as tmp:
             compute(tmp)
-            seconds = time.perf_counter() - start
-            record = {"inputs_hash": digest, "seconds": seconds, "deps": deps, "inputs": _jsonable(inputs)}
-            atomic_write_json(tmp / STAGE_FILE, record)
+            self._record(name, tmp, inputs, deps, digest, start)
+        self.echo(f"[{name}] finished in {self.timings[name]:.1f} s")
+        return final
+
+    def _record(self, name: str, tmp: Path, inputs: Any, deps: dict, digest: str, start: float) -> None:
+        seconds = time.perf_counter() - start
+        record = {"inputs_hash": digest, "seconds": seconds, "deps": deps, "inputs": _jsonable(inputs)}
+        atomic_write_json(tmp / STAGE_FILE, record)
         self.timings[name] = seconds
-        self.echo(f"[{name}] finished in {seconds:.1f} s")
+
+    def _stage_on_ranks(self, name: str, final: Path, inputs: Any, deps: dict, digest: str,
+                        compute: Callable[[Path], None], ranks: str) -> Path:
+        """The multi-process stage: the main rank owns the temporary folder and its installation; a rank that
+        dies mid-stage leaves only that folder, which the next launch removes (no half stage is ever done)."""
+        start = time.perf_counter()
+        if distributed.is_main():
+            self._remove_partials(final)
+            with atomic_dir(final) as tmp:
+                distributed.from_main(str(tmp))
+                compute(tmp)
+                distributed.barrier()  # every rank's share is written
+                self._record(name, tmp, inputs, deps, digest, start)
+            self.echo(f"[{name}] finished in {self.timings[name]:.1f} s")
+        else:
+            tmp = Path(distributed.from_main(""))
+            if ranks == "all":
+                compute(tmp)
+            distributed.barrier()
+        distributed.barrier()  # installed: every rank may read it
         return final
 
     def _remove_partials(self, final: Path) -> None:
@@ -166,18 +209,6 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [f"{label} {old_text} -> {new_text}" if len(old_text) + len(new_text) < 80 else label]
 
 
-def _refuse_several_processes() -> None:
-    """Stages are not rank-aware yet: under a multi-process launch every rank would compute and rename the same
-    stage folder. Refuse with the fix rather than race (one process still uses one large GPU fully)."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1:
-        raise RunError(
-            f"moalign runs its stage pipeline in one process, but WORLD_SIZE={world}: launch with "
-            "`accelerate launch --config_file configs/accelerate/single_gpu.yaml ...` (num_processes: 1). "
-            "Multi-process stages are not supported yet (docs/design.md)."
-        )
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The run directory: writable, and held by one process at a time
 # ----------------------------------------------------------------------------------------------------------
@@ -202,7 +233,7 @@ def make_run_dir(root: Path) -> None:
 
 def main_rank() -> bool:
     """True in a single process and on rank 0 of a multi-process launch (``RANK``, as torchrun/accelerate set)."""
-    return int(os.environ.get("RANK", "0") or 0) == 0
+    return distributed.is_main()
 
 
 def hold_run_dir(root: Path, *, echo: Callable[[str], None] = print, rank0: bool | None = None) -> RunLock | None:

@@ -69,9 +69,10 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     generate_fn=None,
+    batch_starts: Sequence[int] | None = None,
     **overrides,
 ) -> list[str]:
-    """Sample one response per prompt.
+    """Sample one response per prompt (with ``batch_starts``: the prompts of those batches only, in order).
 
     ``generate_fn`` (a :class:`~moalign.eval.family.Policy`'s ``generate``) replaces ``model.generate``: it is
     called with the same keyword arguments plus ``stop_strings`` (it may end a row at one: the text is cut
@@ -79,7 +80,9 @@ def generate(
 
     The generator is reseeded from ``seed`` for every batch index, so the output for a prompt depends only on
     its position and the seed, not on what ran before: a resumed evaluation reproduces an uninterrupted one.
-    Prompts are tokenised by :func:`encode_prompts` (as training does) and padded on the left.
+    Prompts are tokenised by :func:`encode_prompts` (as training does) and padded on the left. A batch is
+    the same prompts with the same seed whichever ``batch_starts`` select it, so batches dealt out to several
+    processes and joined give the one-process result.
     """
     settings = settings or GenerationSettings()
     unknown = [key for key in overrides if not hasattr(settings, key)]
@@ -90,7 +93,7 @@ def generate(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     outputs: list[str] = []
-    batches = range(0, len(prompts), params["batch_size"])
+    batches = range(0, len(prompts), params["batch_size"]) if batch_starts is None else list(batch_starts)
     if progress:
         from tqdm.auto import tqdm
 

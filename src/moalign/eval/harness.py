@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.checks import validate_run_config
 from moalign.config import RunConfig, apply_overrides, from_dict, load_yaml, save_config
 from moalign.console import echo, nested_progress
@@ -276,7 +277,8 @@ def evaluate_config(
     :func:`moalign.evaluate` both run this."""
     validate_run_config(config, task_rewards=rewards is None)  # before the run directory is created or locked
     run = Run(config.run_dir, echo=echo)
-    save_config(config, run.root / _config_name(run.root, config))
+    if distributed.is_main():
+        save_config(config, run.root / _config_name(run.root, config))
     family = family if family is not None else resolve_family(config, run)
     return evaluate(config, family, run, rewards), run.root
 
@@ -285,7 +287,8 @@ def eval_command(config_path: str | None, overrides: list[str], rewards: Sequenc
     """``moalign eval``: evaluate the configured family in ``run_dir`` (resuming finished stages)."""
     config = load_eval_config(config_path, list(overrides))
     result, root = evaluate_config(config, rewards=rewards)
-    _print_summary(result, root)
+    if distributed.is_main():
+        _print_summary(result, root)
     return 0
 
 

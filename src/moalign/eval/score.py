@@ -40,12 +40,11 @@ def score_stage(
     def compute(tmp: Path) -> None:
         from moalign.eval.collapse import is_collapsed
         from moalign.io_utils import atomic_write_json
-        from moalign.rewards.base import score_matrix
-
         rows = read_rows(run.stage_dir(generation) / "generations.jsonl")
-        prompts, responses = [r["prompt"] for r in rows], [r["response"] for r in rows]
-        scores = score_matrix(get_rewards(), prompts, responses, progress=progress)
-        collapsed = [bool(is_collapsed(text)) for text in responses]
+        scores = _scores_on_ranks(get_rewards(), rows, progress)
+        if scores is None:  # another rank of a launch: the main rank writes the rows
+            return
+        collapsed = [bool(is_collapsed(row["response"])) for row in rows]
         for row, values, flag in zip(rows, scores, collapsed):
             row["scores"] = dict(zip(objectives, values.tolist()))
             row["collapsed"] = flag
@@ -54,6 +53,26 @@ def score_stage(
         point = {"w": rows[0]["w"], "mean": mean, "se": se, "n": len(rows), "collapse_rate": float(np.mean(collapsed))}
         atomic_write_json(tmp / "point.json", {"objectives": list(objectives), **point})
 
-    run.stage(name, inputs, compute, depends_on=[generation])
+    run.stage(name, inputs, compute, depends_on=[generation], ranks="all")
     return name
+
+
+def _scores_on_ranks(rewards: list, rows: list[dict], progress: bool) -> np.ndarray | None:
+    """The (n, k) scores of ``rows``; under a launch each rank scores its share in blocks that are whole
+    batches of every reward model (so each batch holds the rows it holds in one process) and the main rank
+    gets the rows in order, the other ranks None."""
+    import math
+
+    from moalign import distributed
+    from moalign.rewards.base import score_matrix
+
+    block = math.lcm(*(int(getattr(getattr(r, "spec", None), "batch_size", 1) or 1) for r in rewards), 1)
+    block *= max(1, 32 // block)
+    pieces = {}
+    for start in distributed.block_starts(len(rows), block):
+        part = rows[start:start + block]
+        pieces[start] = list(score_matrix(rewards, [r["prompt"] for r in part], [r["response"] for r in part],
+                                          progress=progress))
+    gathered = distributed.gather_blocks(pieces)
+    return None if gathered is None else np.asarray(gathered, dtype=np.float64).reshape(len(rows), -1)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.config import GenerationSettings
 from moalign.eval.family import PolicyFamily, portable_description, trained_versions
 from moalign.eval.inputs import load_prompts
@@ -50,13 +51,15 @@ def generation_stage(
         with family.policy(np.asarray(w, dtype=float)) as policy:
             conditioned = [policy.format_prompt(p) for p in prompts]
             texts = _generate(policy, conditioned, settings, seed, progress, dtype)
+        if texts is None:  # another rank of a launch: the main rank writes the rows
+            return
         rows = (
             {"index": i, "w": [float(x) for x in w], "prompt": p, "model_prompt": c, "response": t}
             for i, (p, c, t) in enumerate(zip(prompts, conditioned, texts))
         )
         write_rows(tmp / "generations.jsonl", rows)
 
-    run.stage(name, inputs, compute, depends_on=[PROMPTS_STAGE])
+    run.stage(name, inputs, compute, depends_on=[PROMPTS_STAGE], ranks="all")
     return name
 
 
@@ -74,11 +77,15 @@ def on_accelerator(model, dtype: str = "float32"):
 
 
 def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, progress: bool,
-              dtype: str = "float32") -> list[str]:
+              dtype: str = "float32") -> list[str] | None:
+    """Every prompt's response; under a multi-process launch each rank decodes its share of the batches and
+    the main rank gets them all, in order (the other ranks get None)."""
     from moalign.eval.generate import generate
 
     on_accelerator(policy.model, dtype)
-    return generate(
-        policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
-        generate_fn=getattr(policy, "generate", None), **policy.generation_overrides
-    )
+    overrides = policy.generation_overrides
+    batch = overrides.get("batch_size", settings.batch_size)
+    starts = distributed.block_starts(len(prompts), batch)
+    texts = generate(policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
+                     generate_fn=getattr(policy, "generate", None), batch_starts=starts, **overrides)
+    return distributed.gather_blocks({s: texts[i * batch:(i + 1) * batch] for i, s in enumerate(starts)})

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from moalign import distributed
 from moalign.config import TrainSettings
 from moalign.pipeline import Run, inputs_hash
 
@@ -54,25 +55,31 @@ def training_stage(
     keep = wants_checkpoints(inputs) if keep_checkpoints is None else keep_checkpoints
     logs = logs_dir(run, name)
 
-    def compute(out: Path) -> None:
+    def compute(out: Path) -> None:  # on every rank of a launch: the Trainer trains data-parallel
         from moalign.train.args import logging_to
         from moalign.train.checkpoints import checkpoint_folders, last_complete_checkpoint
 
-        if last_complete_checkpoint(checkpoints, remove_incomplete=False) is None:
+        main = distributed.is_main()
+        if main and last_complete_checkpoint(checkpoints, remove_incomplete=False) is None:
             shutil.rmtree(logs, ignore_errors=True)  # a fresh start: no events left by an earlier attempt
-        logs.mkdir(parents=True, exist_ok=True)
+        if main:
+            logs.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
         with logging_to(logs):
             train(checkpoints, out)
-        for folder in checkpoint_folders(checkpoints) if keep else ():
+        distributed.barrier()  # every rank is done with the checkpoints
+        for folder in checkpoint_folders(checkpoints) if keep and main else ():
             (out / KEPT_CHECKPOINTS).mkdir(exist_ok=True)
             shutil.move(str(folder), str(out / KEPT_CHECKPOINTS / folder.name))
 
     try:
-        folder = run.stage(name, inputs, compute, depends_on=depends_on)
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        folder = run.stage(name, inputs, compute, depends_on=depends_on, ranks="all")
+        if distributed.is_main():
+            shutil.rmtree(checkpoints, ignore_errors=True)
     finally:
-        _remove_empty_folders(run.root / CHECKPOINTS)
-        _remove_empty_folders(run.root / LOGS)
+        if distributed.is_main():
+            _remove_empty_folders(run.root / CHECKPOINTS)
+            _remove_empty_folders(run.root / LOGS)
     return folder
 
 

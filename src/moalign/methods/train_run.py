@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from moalign import distributed
 from moalign.checks import validate_run_config
 from moalign.config import ConfigError, RunConfig
 from moalign.console import echo
@@ -38,10 +39,12 @@ def _train_in(run: Run, method: str, spec, config: RunConfig, evaluate: bool) ->
     from moalign.config import save_config
     from moalign.eval.family import save_family
 
-    save_config(config, run.root / "config.yaml")
+    if distributed.is_main():
+        save_config(config, run.root / "config.yaml")
     start = time.perf_counter()
     family = spec.train(config, run)
-    save_family(family, run.root / FAMILY_FILE)
+    if distributed.is_main():
+        save_family(family, run.root / FAMILY_FILE)
     summary: dict = {"method": method, "run_dir": str(run.root), "train_seconds": time.perf_counter() - start}
     if evaluate:
         from moalign.eval.harness import evaluate as evaluate_family
@@ -55,6 +58,8 @@ def _train_in(run: Run, method: str, spec, config: RunConfig, evaluate: bool) ->
 def train_command(method: str, config_path: str | None, overrides: list[str], evaluate: bool = True) -> int:
     config = method_config(method, config_path, overrides)
     summary = train_method(method, config, evaluate=evaluate)
+    if not distributed.is_main():
+        return 0
     print(f"{method}: trained in {summary['train_seconds']:.0f} s -> {summary['run_dir']}")
     if "metrics" in summary:
         from moalign.eval.report import metrics_table

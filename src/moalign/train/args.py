@@ -71,3 +71,21 @@ def _has_accelerator() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+class ShardingDroppedWarning(UserWarning):
+    """FSDP was asked for, and the Trainer runs without it."""
+
+
+def check_sharding(trainer):
+    """``trainer``, after a loud warning when FSDP was asked for (``fsdp`` in the train settings, or an
+    accelerate FSDP config) but accelerate did not apply it: it does so only on accelerators, so on CPUs the
+    run is plain data parallel (each rank holds the whole model). Every moalign trainer builder calls this."""
+    import warnings
+
+    asked = bool(getattr(trainer.args, "fsdp", None)) or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if asked and not trainer.is_fsdp_enabled:
+        warnings.warn("FSDP was asked for, but accelerate did not enable it (it shards only on GPUs/accelerators): "
+                      "this run is data parallel without sharding, every rank holding the whole model",
+                      ShardingDroppedWarning, stacklevel=2)
+    return trainer

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from moalign.config import ConfigError, ModelConfig, TrainSettings, check_choice, check_range
-from moalign.train.args import training_kwargs
+from moalign.train.args import check_sharding, training_kwargs
 from moalign.train.schedule import PreferenceSchedule
 
 HISTORY_FILE = "history.jsonl"  # as the other trainers (moalign.train.sft, moalign.train.preference_run)
@@ -349,7 +349,7 @@ def build_grpo_trainer(
     )
     trainer.moalign_base_name = path
     trainer.moalign_adapter = adapter
-    return attach_loss_lines(trainer)
+    return attach_loss_lines(check_sharding(trainer))
 
 
 def train_online(

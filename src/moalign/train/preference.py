@@ -338,11 +338,22 @@ class MultiObjectivePreferenceTrainer(Trainer):
                 row[f"coef/{name}"] = float(coef[k])
             for key, value in metrics.get(k, {}).items():
                 row[f"{key}/{name}"] = value
+        row = self._mean_over_ranks(row)
         self.history.append(row)
         for key, value in row.items():
             if key != "step":
                 self._log_sums[key] += value
         self._log_count += 1
+
+    def _mean_over_ranks(self, row: dict) -> dict:
+        """Under data parallelism each rank saw its share of the pairs: the row's values averaged over ranks
+        (equal shares, so the mean of the ranks' means is the one-process mean of the whole batch)."""
+        if self.accelerator.num_processes == 1:
+            return row
+        keys = [k for k in row if k != "step"]
+        local = torch.tensor([float(row[k]) for k in keys], dtype=torch.float64, device=self.accelerator.device)
+        mean = self.accelerator.reduce(local, reduction="mean").cpu().tolist()
+        return {"step": row["step"], **dict(zip(keys, mean))}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the per-objective losses and weights (averaged since the last log) to the Trainer's logs."""

@@ -24,7 +24,7 @@ from moalign.config import ModelConfig, TrainSettings
 from moalign.console import attach_loss_lines
 from moalign.data.schema import PairSet, ScoredSet
 from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
-from moalign.train.args import training_kwargs
+from moalign.train.args import check_sharding, training_kwargs
 from moalign.train.checkpoints import last_complete_checkpoint
 from moalign.train.collate import PreferenceDataset, build_preference_dataset, build_response_dataset
 from moalign.train.multi_sft import MultiObjectiveSFTTrainer
@@ -120,7 +120,7 @@ def build_preference_trainer(
         per_objective_gradients=per_objective_gradients, grad_layers=grad_layers,
     )
     trainer.moalign_base_name = base_name  # saved adapters name the base as the caller gave it
-    return attach_loss_lines(trainer)  # one formatted line per log once the CLI quieted the output
+    return attach_loss_lines(check_sharding(trainer))  # one formatted line per log once the CLI quieted the output
 
 
 def _starting_policy(start: ModelConfig, adapter: Adapter, settings: TrainSettings, seed: int):
@@ -165,7 +165,7 @@ def build_response_trainer(
         schedule=schedule, model_hook=model_hook, adapter=adapter, per_objective_gradients=per_objective_gradients,
     )
     trainer.moalign_base_name = base_name
-    return attach_loss_lines(trainer)
+    return attach_loss_lines(check_sharding(trainer))
 
 
 def train_preference(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from moalign.config import ModelConfig, TrainSettings
-from moalign.train.args import training_kwargs
+from moalign.train.args import check_sharding, training_kwargs
 
 HISTORY_FILE = "history.jsonl"  # the name the preference trainers use (moalign.train.preference_run)
 
@@ -151,7 +151,7 @@ def build_sft_trainer(
         callbacks=[CompleteCheckpointMarker()],
     )
     trainer.moalign_base_name = _base_name(path, init_adapter)
-    return attach_loss_lines(trainer)  # one formatted line per log once the CLI quieted the output
+    return attach_loss_lines(check_sharding(trainer))  # one formatted line per log once the CLI quieted the output
 
 
 def _base_name(model_path: str | None, init_adapter: str | None) -> str | None:
