@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
+from moalign import distributed
 from moalign.config import GenerationSettings, ModelConfig
 
 
@@ -70,9 +71,13 @@ def generate(
     progress: bool = False,
     generate_fn=None,
     batch_starts: Sequence[int] | None = None,
+    sharded: bool = False,
     **overrides,
-) -> list[str]:
+) -> list[str] | None:
     """Sample one response per prompt (with ``batch_starts``: the prompts of those batches only, in order).
+
+    ``sharded``: under a multi-process launch every rank must call this; each decodes its share of the
+    batches, and the main rank gets every response in order, the other ranks None (in one process: all).
 
     ``generate_fn`` (a :class:`~moalign.eval.family.Policy`'s ``generate``) replaces ``model.generate``: it is
     called with the same keyword arguments plus ``stop_strings`` (it may end a row at one: the text is cut
@@ -89,6 +94,11 @@ def generate(
     if unknown:
         raise ValueError(f"unknown generation setting(s) {unknown}; valid: {sorted(settings.__dict__)}")
     params = {**settings.__dict__, **overrides}
+    if sharded:
+        size = params["batch_size"]
+        starts = distributed.block_starts(len(prompts), size)
+        texts = generate(model, tokenizer, prompts, settings, seed, progress, generate_fn, starts, **overrides)
+        return distributed.gather_blocks({s: texts[i * size:(i + 1) * size] for i, s in enumerate(starts)})
     tokenizer.padding_side = "left"
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
@@ -124,15 +134,15 @@ def generate(
 
 def generate_from_dir(
     model_dir: str, prompts: Sequence[str], settings: GenerationSettings | None = None, seed: int = 0, *,
-    model_config: ModelConfig | None = None, progress: bool = True,
-) -> list[str]:
+    model_config: ModelConfig | None = None, progress: bool = True, sharded: bool = False,
+) -> list[str] | None:
     """Load a saved model or adapter folder (:func:`moalign.models.load.load_policy`, with ``model_config``'s
     dtype and ``trust_remote_code``) and sample one response per prompt with :func:`generate`; what methods
-    call to generate from a model that an earlier stage saved."""
+    call to generate from a model that an earlier stage saved (``sharded``: see :func:`generate`)."""
     from moalign.models.load import load_policy
 
     options = model_config or ModelConfig()
     model, tokenizer = load_policy(model_dir, dtype=options.dtype, trust_remote_code=options.trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")
-    return generate(model, tokenizer, prompts, settings, seed=seed, progress=progress)
+    return generate(model, tokenizer, prompts, settings, seed=seed, progress=progress, sharded=sharded)

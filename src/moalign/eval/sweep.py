@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from moalign import distributed
 from moalign.config import GenerationSettings
 from moalign.eval.family import PolicyFamily, portable_description, trained_versions
 from moalign.eval.inputs import load_prompts
@@ -83,9 +82,5 @@ def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: in
     from moalign.eval.generate import generate
 
     on_accelerator(policy.model, dtype)
-    overrides = policy.generation_overrides
-    batch = overrides.get("batch_size", settings.batch_size)
-    starts = distributed.block_starts(len(prompts), batch)
-    texts = generate(policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
-                     generate_fn=getattr(policy, "generate", None), batch_starts=starts, **overrides)
-    return distributed.gather_blocks({s: texts[i * batch:(i + 1) * batch] for i, s in enumerate(starts)})
+    return generate(policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
+                    generate_fn=getattr(policy, "generate", None), sharded=True, **policy.generation_overrides)

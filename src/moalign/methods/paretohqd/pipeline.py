@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.config import RunConfig
 from moalign.data.prompts import prompt_groups, sample_prompts
 from moalign.eval.generate import generate_from_dir
@@ -121,18 +122,22 @@ def generate2_stage(config: RunConfig, run: Run, grid: PreferenceGrid, rewards: 
         data = load_offline(run.stage_dir("score"), config.task.objectives)
         prompts = sample_prompts(data.prompts, m.stage2_prompts, config.seed)
         rows_p, rows_r, ids = [], [], []
-        for j, tag in enumerate(reps):
+        for j, tag in enumerate(reps):  # every rank decodes its share; the main rank gets the texts
             texts = generate_from_dir(run.stage_dir(f"stage1/{tag}"), prompts, m.stage2_generation, config.seed + j,
-                                      model_config=config.model)
+                                      model_config=config.model, sharded=True)
+            if texts is None:
+                continue
             keep = [i for i, t in enumerate(texts) if t.strip()]
             rows_p += [prompts[i] for i in keep]
             rows_r += [texts[i] for i in keep]
             ids += [f"{tag}:{i}" for i in keep]
+        if not distributed.is_main():
+            return
         raw = rewards.score(rows_p, rows_r)
         save_scored(ScoredSet(rows_p, rows_r, raw, list(config.task.objectives), ids), out / GENERATED_FILE)
 
     inputs = {"prompts": m.stage2_prompts, "generation": m.stage2_generation, "seed": config.seed, "reps": reps}
-    return run.stage("generate2", inputs, compute, depends_on=["score", *(f"stage1/{t}" for t in reps)])
+    return run.stage("generate2", inputs, compute, depends_on=["score", *(f"stage1/{t}" for t in reps)], ranks="all")
 
 
 def select2_stage(config: RunConfig, run: Run, grid: PreferenceGrid) -> Path:

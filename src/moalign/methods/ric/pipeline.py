@@ -111,7 +111,9 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
         low, high = gaussian_range(on.target_draws, seed)
         goals = mors_targets(len(prompts), len(objectives), low, high, np.random.default_rng(seed))
         texts = generate_from_dir(run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, goals, m), on.generation,
-                                  seed, model_config=config.model)
+                                  seed, model_config=config.model, sharded=True)
+        if texts is None:  # another rank of a launch: it decoded its share, the main rank writes the stage
+            return
         keep = [j for j, t in enumerate(texts) if t.strip() and not is_bad_sample(t)]
         kept_p, kept_r = [prompts[j] for j in keep], [texts[j] for j in keep]
         labels = ric_normalize(rewards.score(kept_p, kept_r), stats, round_raw=False)
@@ -123,7 +125,8 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
                                                  "goal_range": [low, high]})
 
     inputs = {"online": on, "tag": m.assistant_tag, "style": m.prompt_style, "iteration": i}
-    return run.stage(f"online/iter{i}-data", inputs, compute, depends_on=[_model_stage(i - 1), "offline"])
+    return run.stage(f"online/iter{i}-data", inputs, compute, depends_on=[_model_stage(i - 1), "offline"],
+                     ranks="all")
 
 
 def online_train_stage(config: RunConfig, run: Run, i: int) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.config import RunConfig
 from moalign.console import echo
 from moalign.data.io import load_pairs, save_pairs
@@ -116,11 +117,13 @@ def sample_stage(config: RunConfig, run: Run, name: str, a: float, experts: list
         prompts = load_pairs(run.stage_dir(conflicts) / CONFLICTS_FILE).prompts
         texts = mod_responses([run.stage_dir(e) for e in experts], method.decoding, pair_weight(a), prompts,
                               method.sampling, seed=config.seed, dtype=config.model.dtype)
+        if texts is None:  # another rank of a launch: it decoded its share
+            return
         write_rows(out / ROWS_FILE, ({"index": i, "prompt": p, "response": t} for i, (p, t) in enumerate(zip(prompts, texts))))
 
     inputs = {"a": a, "decoding": method.decoding, "sampling": method.sampling, "seed": config.seed,
               "dtype": config.model.dtype}
-    run.stage(name, inputs, compute, depends_on=[*experts, conflicts])
+    run.stage(name, inputs, compute, depends_on=[*experts, conflicts], ranks="all")
     return name
 
 
@@ -137,18 +140,21 @@ def refine_stage(config: RunConfig, run: Run, name: str, a: float, experts: list
         family = method.decoding.family(folders, dtype=config.model.dtype, name="sipo-refine")
         asks = [fill(review.review_template, goal, prompt=row["prompt"], response=row["response"]) for row in rows]
         reviewer = np.eye(2)[objectives.index(review.objective)]
-        reviews = mod_responses(folders, method.decoding, reviewer, asks, review.review_generation,
-                                seed=config.seed, dtype=config.model.dtype, family=family)
+        reviews = distributed.from_main(mod_responses(folders, method.decoding, reviewer, asks,
+                                                      review.review_generation, seed=config.seed,
+                                                      dtype=config.model.dtype, family=family))
         rewrites_in = [fill(review.rewrite_template, goal, prompt=row["prompt"], response=row["response"], review=v.strip())
                        for row, v in zip(rows, reviews)]
         rewrites = mod_responses(folders, method.decoding, pair_weight(a), rewrites_in, review.rewrite_generation,
                                  seed=config.seed, dtype=config.model.dtype, family=family)
+        if rewrites is None:  # another rank of a launch
+            return
         write_rows(out / ROWS_FILE, ({**row, "review": v, "rewrite": t.strip(), "review_prompt": q, "rewrite_prompt": p}
                                      for row, v, t, q, p in zip(rows, reviews, rewrites, asks, rewrites_in)))
 
     inputs = {"a": a, "review": review, "goal": goal, "decoding": method.decoding, "seed": config.seed,
               "dtype": config.model.dtype}
-    run.stage(name, inputs, compute, depends_on=[*experts, sample])
+    run.stage(name, inputs, compute, depends_on=[*experts, sample], ranks="all")
     return name
 
 
