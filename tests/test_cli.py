@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +206,17 @@ def test_a_training_run_prints_loss_lines_and_ends_with_the_metrics_table(tmp_pa
     assert deprecations() == []  # not hidden: not raised at all
     assert "  step 2/4  loss " not in text
     assert captured.out.endswith(f"report: {tmp_path / 'verbose'}/report/index.html\n")
+
+
+def test_config_path_prints_the_installed_file_of_a_shipped_config(capsys):
+    """What a wheel install's accelerate line reads: ``--config_file $(moalign config --path accelerate/multi_gpu)``."""
+    import yaml
+
+    assert main(["config", "--path", "accelerate/multi_gpu"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_absolute() and path.name == "multi_gpu.yaml"
+    assert yaml.safe_load(path.read_text())["distributed_type"] == "MULTI_GPU"
+    assert main(["config", "--path", "accelerate/multi_gpuu"]) == 2
+    assert "Did you mean 'accelerate/multi_gpu'" in capsys.readouterr().err
+    assert main(["config"]) == 2
+    assert "--path NAME" in capsys.readouterr().err

@@ -153,8 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print METHOD's config as `moalign train METHOD` uses it without a config file: "
                        "its embedded config (configs/embedded/METHOD.yaml) over the dataclass defaults, every field "
                        "written out, so it can be saved, edited and passed back: "
-                       "moalign config dpo > my.yaml; moalign train dpo my.yaml")
-    p.add_argument("method", help="method name (see `moalign methods`)")
+                       "moalign config dpo > my.yaml; moalign train dpo my.yaml. With --path NAME: the file of a "
+                       "shipped config, wherever moalign is installed (accelerate launch --config_file "
+                       "$(moalign config --path accelerate/multi_gpu) ...)")
+    p.add_argument("method", nargs="?", help="method name (see `moalign methods`)")
+    p.add_argument("--path", metavar="NAME", help="print the file of shipped config NAME (e.g. accelerate/multi_gpu, "
+                   "real/sipo_pku_saferlhf) and exit")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied before printing")
     p.set_defaults(func=_config)
     for verb_parser in sub.choices.values():  # -v also after the verb; SUPPRESS keeps one given before it
@@ -400,9 +404,16 @@ def _report(args) -> int:
 
 
 def _config(args) -> int:
-    from moalign.config import config_yaml
+    from moalign.config import ConfigError, config_yaml
     from moalign.methods.registry import default_config_path, method_config
 
+    if args.path:
+        from moalign.shipped_configs import resolve_config
+
+        print(resolve_config(args.path).resolve())
+        return 0
+    if not args.method:
+        raise ConfigError("name a method (see `moalign methods`), or --path NAME for a shipped config's file")
     config = method_config(args.method, None, args.overrides)
     source = default_config_path(args.method)
     print(f"# moalign config {args.method}: {'configs/embedded/' + source.name if source else 'the defaults'} over "
