@@ -1,7 +1,8 @@
 """Pipelines under ``torchrun --nproc_per_node 2`` (Gloo, CPU) on the embedded task, each against the same run
 in one process: an evaluation (identical generations, scores and metrics), ParetoHqD (identical selections;
-weights and training metrics within float tolerance, as data parallelism averages them), DPO (the same), and
-a rank SIGKILLed mid-training whose relaunch resumes from the last checkpoint."""
+weights and training metrics within float tolerance, as data parallelism averages them), DPO (the same),
+a rank SIGKILLed mid-training whose relaunch resumes from the last checkpoint; and every other method's pipeline
+completing under two processes (a smoke run each)."""
 
 from __future__ import annotations
 
@@ -132,3 +133,33 @@ def test_a_rank_killed_mid_training_leaves_no_half_stage_and_the_relaunch_resume
         a, b = _weights(straight / "train" / tag), _weights(killed / "train" / tag)
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not list(killed.rglob("*.partial"))
+
+
+SMOKE = {  # the other pipelines, each at a few steps: every stage kind runs under two processes
+    "modpo": ["method.train.max_steps=2", "method.pairs.max_pairs_per_objective=24", "eval.grid=list:0.5,0.5;1,0"],
+    "mgda": ["method.train.max_steps=2", "method.pairs.max_pairs_per_objective=24", "eval.grid=list:0.5,0.5"],
+    "panacea": ["method.train.max_steps=2", "method.pairs.max_pairs_per_objective=24", "eval.grid=list:0,1;1,0"],
+    "soups": ["method.experts.train.max_steps=2", "method.experts.pairs.max_pairs_per_objective=24",
+              "eval.grid=list:0,1;0.5,0.5"],
+    "mod": ["method.experts.train.max_steps=2", "method.experts.pairs.max_pairs_per_objective=24",
+            "eval.grid=list:0,1;0.5,0.5"],
+    "sipo": ["method.experts.train.max_steps=8", "method.experts.reference=adapter", "method.max_conflicts=8",
+             "method.sampling.max_new_tokens=16", "method.realign.train.max_steps=2",
+             "method.realign.train.per_device_train_batch_size=4", "eval.grid=list:0,1;1,0"],
+    "ric": ["method.train.max_steps=4", "method.online.train.max_steps=2", "method.online.num_prompts=8",
+            "eval.grid=list:0,1;1,0"],
+    "morlhf": ["method.train.max_steps=2", "method.max_prompts=16", "method.train.per_device_train_batch_size=4",
+               "eval.grid=list:0,1"],
+}
+
+
+@pytest.mark.parametrize("method", list(SMOKE))
+def test_every_other_pipeline_completes_under_two_processes(tmp_path, method):
+    run_dir = tmp_path / method
+    done = moalign("train", method, f"configs/embedded/{method}.yaml", f"run_dir={run_dir}", *SMALL_EVAL,
+                   *SMOKE[method], nproc=2)
+    ok(done)
+    assert done.stdout.count("report:") == 1 and (run_dir / "family.json").is_file()
+    metrics = json.loads((run_dir / "eval/metrics/metrics.json").read_text())["metrics"]
+    assert metrics["n_points"]["value"] >= 1
+    assert not (run_dir / "run.lock").exists() and not list(run_dir.rglob("*.partial"))
