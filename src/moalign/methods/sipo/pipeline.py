@@ -61,7 +61,10 @@ def train_sipo(config: RunConfig, run: Run) -> MODFamily:
     experts = [_stage_of(run, first.checkpoint_for(e)) for e in np.eye(2)]
     conflicts = conflicts_stage(config, run)
     for r in range(1, method.iterations + 1):
-        experts = sipo_round(config, run, r, experts, conflicts)
+        realigned = sipo_round(config, run, r, experts, conflicts)
+        if realigned == experts:  # nothing survived this round: another would sample the same candidates
+            break
+        experts = realigned
     return method.decoding.family([run.stage_dir(e) for e in experts], dtype=config.model.dtype, name="sipo")
 
 
