@@ -81,12 +81,11 @@ def from_main(value: T) -> T:
     return box[0]
 
 
-def shard(items: Sequence[Any], *, of: int | None = None, at: int | None = None) -> list:
-    """This rank's items: every ``world``-th one from its rank on (rank r of W takes r, r + W, ...). Whole
-    items are dealt out, so a batch keeps its composition and its seed and the gathered result equals a
-    one-process run's."""
-    world, index = (world_size() if of is None else of), (rank() if at is None else at)
-    return list(items[index::world])
+def shard(items: Sequence[Any]) -> list:
+    """This rank's items: every W-th one from its rank on (rank r of W takes r, r + W, ...). Whole items are
+    dealt out, so a batch keeps its composition and its seed and the gathered result equals a one-process
+    run's."""
+    return list(items[rank()::world_size()])
 
 
 def gather_blocks(blocks: dict[int, list]) -> list | None:

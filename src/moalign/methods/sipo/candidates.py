@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from moalign.config import GenerationSettings, ModelConfig
-from moalign.methods.mod import MODDecoding
+from moalign.methods.mod import MODFamily
 
 
 def pair_weight(a: float) -> np.ndarray:
@@ -21,15 +21,13 @@ def pair_weight(a: float) -> np.ndarray:
     return np.array([float(a), 1.0 - float(a)])
 
 
-def mod_responses(experts: Sequence[str], decoding: MODDecoding, w, prompts: Sequence[str],
-                  settings: GenerationSettings, *, seed: int, dtype: str, family=None) -> list[str] | None:
-    """One MOD response per prompt from the ``experts`` combined at ``w`` (a one-hot w is that expert alone);
-    ``family``: an already loaded :class:`~moalign.methods.mod.MODFamily` over the same experts. Under a
-    multi-process launch every rank calls this and decodes its share; the main rank gets every response, the
-    others None."""
+def mod_responses(family: MODFamily, w, prompts: Sequence[str], settings: GenerationSettings, *,
+                  seed: int) -> list[str] | None:
+    """One MOD response per prompt from the experts of ``family`` combined at ``w`` (a one-hot w is that expert
+    alone). Under a multi-process launch every rank calls this and decodes its share; the main rank gets every
+    response, the others None."""
     from moalign.eval.generate import generate
 
-    family = family or decoding.family(experts, dtype=dtype, name="sipo-sampler")
     with family.policy(np.asarray(w, dtype=float)) as policy:
         return generate(policy.model, policy.tokenizer, list(prompts), settings, seed=seed, progress=True,
                         generate_fn=policy.generate, sharded=True)

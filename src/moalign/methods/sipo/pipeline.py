@@ -98,9 +98,14 @@ def sipo_round(config: RunConfig, run: Run, r: int, experts: list[str], conflict
     """One SIPO round from the expert stages ``experts``; returns the new experts' stage names."""
     method: SIPOConfig = config.method
     prefix = f"sipo/round{r}"
-    samples = [sample_stage(config, run, f"{prefix}/sample/a={a:.2f}", a, experts, conflicts) for a in method.sample_weights]
-    refined = [refine_stage(config, run, f"{prefix}/refine/a={a:.2f}", a, experts, s)
+    # one MOD family for the round's samples and rewrites: its experts load once, on the first stage that decodes
+    family = method.decoding.family([run.stage_dir(e) for e in experts], dtype=config.model.dtype,
+                                    name=f"sipo-round{r}")
+    samples = [sample_stage(config, run, f"{prefix}/sample/a={a:.2f}", a, experts, family, conflicts)
+               for a in method.sample_weights]
+    refined = [refine_stage(config, run, f"{prefix}/refine/a={a:.2f}", a, experts, family, s)
                for a, s in zip(method.sample_weights, samples)] if method.review.objective else []
+    del family  # its models are freed before the scores load theirs
     scores = scores_stage(config, run, f"{prefix}/scores", experts, [conflicts, *samples, *refined])
     select = select_stage(config, run, f"{prefix}/select", conflicts, samples, refined, scores)
     survivors = json.loads((run.stage_dir(select) / INFO_FILE).read_text(encoding="utf-8"))["survivors"]
@@ -112,14 +117,14 @@ def sipo_round(config: RunConfig, run: Run, r: int, experts: list[str], conflict
     return [realign(config, run, prefix, k, experts[k], select) for k in range(2)]
 
 
-def sample_stage(config: RunConfig, run: Run, name: str, a: float, experts: list[str], conflicts: str) -> str:
+def sample_stage(config: RunConfig, run: Run, name: str, a: float, experts: list[str], family: MODFamily,
+                 conflicts: str) -> str:
     """MOD's greedy (by default) response to each conflicting prompt at w = (a, 1 - a)."""
     method: SIPOConfig = config.method
 
     def compute(out: Path) -> None:
         prompts = load_pairs(run.stage_dir(conflicts) / CONFLICTS_FILE).prompts
-        texts = mod_responses([run.stage_dir(e) for e in experts], method.decoding, pair_weight(a), prompts,
-                              method.sampling, seed=config.seed, dtype=config.model.dtype)
+        texts = mod_responses(family, pair_weight(a), prompts, method.sampling, seed=config.seed)
         if texts is None:  # another rank of a launch: it decoded its share
             return
         write_rows(out / ROWS_FILE, ({"index": i, "prompt": p, "response": t} for i, (p, t) in enumerate(zip(prompts, texts))))
@@ -130,26 +135,23 @@ def sample_stage(config: RunConfig, run: Run, name: str, a: float, experts: list
     return name
 
 
-def refine_stage(config: RunConfig, run: Run, name: str, a: float, experts: list[str], sample: str) -> str:
+def refine_stage(config: RunConfig, run: Run, name: str, a: float, experts: list[str], family: MODFamily,
+                 sample: str) -> str:
     """The review of each sample (by ``review.objective``'s expert alone) and its rewrite by MOD at the
     sample's own w; rows keep the review, the rewrite and the prompts the model saw."""
     method: SIPOConfig = config.method
     review, objectives = method.review, list(config.task.objectives)
     goal = review.goal or f"better in {' and '.join(objectives)}"
-    folders = [run.stage_dir(e) for e in experts]
 
     def compute(out: Path) -> None:
         rows = read_rows(run.stage_dir(sample) / ROWS_FILE)
-        family = method.decoding.family(folders, dtype=config.model.dtype, name="sipo-refine")
         asks = [fill(review.review_template, goal, prompt=row["prompt"], response=row["response"]) for row in rows]
         reviewer = np.eye(2)[objectives.index(review.objective)]
-        reviews = distributed.from_main(mod_responses(folders, method.decoding, reviewer, asks,
-                                                      review.review_generation, seed=config.seed,
-                                                      dtype=config.model.dtype, family=family))
+        reviews = distributed.from_main(mod_responses(family, reviewer, asks, review.review_generation,
+                                                      seed=config.seed))
         rewrites_in = [fill(review.rewrite_template, goal, prompt=row["prompt"], response=row["response"], review=v.strip())
                        for row, v in zip(rows, reviews)]
-        rewrites = mod_responses(folders, method.decoding, pair_weight(a), rewrites_in, review.rewrite_generation,
-                                 seed=config.seed, dtype=config.model.dtype, family=family)
+        rewrites = mod_responses(family, pair_weight(a), rewrites_in, review.rewrite_generation, seed=config.seed)
         if rewrites is None:  # another rank of a launch
             return
         write_rows(out / ROWS_FILE, ({**row, "review": v, "rewrite": t.strip(), "review_prompt": q, "rewrite_prompt": p}
@@ -291,8 +293,7 @@ def realign(config: RunConfig, run: Run, prefix: str, k: int, expert: str, selec
     from moalign.train.preference_run import train_preference
     from moalign.train.weighting import FixedWeights
 
-    method: SIPOConfig = config.method
-    realign = method.realign
+    settings = config.method.realign
     objective = config.task.objectives[k]
     start = expert if not is_adapter_stage(run, expert) else merge_stage(config, run, f"{prefix}/merged/{objective}", expert)
     start_model = dataclasses.replace(config.model, name_or_path=str(run.stage_dir(start)), revision=None)
@@ -300,12 +301,12 @@ def realign(config: RunConfig, run: Run, prefix: str, k: int, expert: str, selec
     def train(ckpt_dir: Path, out_dir: Path) -> None:
         pairs = load_pairs(run.stage_dir(select) / PAIRS_FILE).for_objective(objective)
         train_preference(start_model, {objective: pairs}, save_dir=out_dir, checkpoint_dir=ckpt_dir,
-                         loss_fn=dpo_nll_pair_loss(realign.beta, realign.alpha, length=realign.nll_length),
-                         weighting=FixedWeights(np.ones(1)), settings=realign.train, seed=config.seed,
+                         loss_fn=dpo_nll_pair_loss(settings.beta, settings.alpha, length=settings.nll_length),
+                         weighting=FixedWeights(np.ones(1)), settings=settings.train, seed=config.seed,
                          reference="precomputed")
 
     name = f"{prefix}/train/{objective}"
-    inputs = {"realign": realign, "objective": objective, "seed": config.seed, "dtype": config.model.dtype}
+    inputs = {"realign": settings, "objective": objective, "seed": config.seed, "dtype": config.model.dtype}
     training_stage(run, name, inputs, train, depends_on=[start, select])
     return merge_stage(config, run, f"{prefix}/expert/{objective}", name)
 
