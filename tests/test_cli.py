@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from moalign.cli import build_parser, main
+from moalign.cli import _parse, build_parser, main
 
 
 def test_help_lists_every_verb(capsys):
@@ -27,6 +27,22 @@ def test_unknown_method_is_a_clear_error(capsys):
 def test_parser_routes_overrides_after_config():
     args = build_parser().parse_args(["train", "ric", "c.yaml", "a.b=1", "c=2"])
     assert args.config == "c.yaml" and args.overrides == ["a.b=1", "c=2"]
+
+
+def test_overrides_may_follow_a_flag():
+    args = _parse(build_parser(), ["train", "dpo", "c.yaml", "a=1", "--no-eval", "run_dir=x", "b.c=2"])
+    assert args.config == "c.yaml" and args.overrides == ["a=1", "run_dir=x", "b.c=2"] and args.no_eval
+    args = _parse(build_parser(), ["eval", "c.yaml", "-v", "k=v"])
+    assert args.overrides == ["k=v"] and args.verbose
+
+
+@pytest.mark.parametrize("argv", [["train", "dpo", "c.yaml", "--no-eval", "--bogus"],
+                                  ["train", "dpo", "c.yaml", "--no-eval", "stray"],
+                                  ["report", "runs/a", "--out", "r", "k=v"]])
+def test_what_is_not_an_override_after_a_flag_is_still_refused(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _parse(build_parser(), argv)
+    assert stop.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
 
 
 def _write_responses(path):

@@ -1,8 +1,9 @@
 """Pipelines under ``torchrun --nproc_per_node 2`` (Gloo, CPU) on the embedded task, each against the same run
 in one process: an evaluation (identical generations, scores and metrics), ParetoHqD (identical selections;
 weights and training metrics within float tolerance, as data parallelism averages them), DPO (the same),
-a rank SIGKILLed mid-training whose relaunch resumes from the last checkpoint; and every other method's pipeline
-completing under two processes (a smoke run each)."""
+a rank SIGKILLed mid-training whose relaunch resumes from the last checkpoint; the preference trainer under FSDP2
+(configs/accelerate/fsdp.yaml; sharded, equal to one process, resumed after a kill; MGDA refused); and every other
+method's pipeline completing under two processes (a smoke run each)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ PARETOHQD = ["eval.grid=list:0,1;0.5,0.5;1,0", "method.train.max_steps=4", "meth
              "method.stage2_prompts=8"]
 DPO = ["eval.grid=list:1,0;0,1", "method.train.max_steps=4", "method.pairs.max_pairs_per_objective=32",
        "method.train.max_length=96"]
-KILLER = Path(__file__).parent / "distributed" / "train_killing_a_rank.py"
+HOOKS = Path(__file__).parent / "distributed" / "moalign_with_hooks.py"
 
 
 def moalign(*args: str, nproc: int = 1, script: Path | None = None, env: dict | None = None):
@@ -54,17 +55,18 @@ def _history(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
 
 
-def _accelerate(*args: str):
-    """``accelerate launch`` with the shipped 2-process CPU config, on a free port."""
+def _accelerate(*args: str, config: str = "multi_cpu", script: Path | None = None, env: dict | None = None):
+    """``accelerate launch`` with a shipped config on 2 CPU processes, on a free port."""
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/multi_cpu.yaml",
-               "--main_process_port", str(port), "-m", "moalign", *args]
-    return subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=900)
+    entry = [str(script)] if script else ["-m", "moalign"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", f"configs/accelerate/{config}.yaml",
+               "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(port), *entry, *args]
+    return subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True,
+                          text=True, timeout=900)
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
@@ -117,7 +119,7 @@ def test_a_rank_killed_mid_training_leaves_no_half_stage_and_the_relaunch_resume
     args = ["train", "dpo", "configs/embedded/dpo.yaml", *SMALL_EVAL, *DPO, "method.train.save_steps=2",
             "method.train.per_device_train_batch_size=4"]
     ok(moalign(*args, f"run_dir={straight}", "--no-eval", nproc=2))
-    crash = moalign(*args, f"run_dir={killed}", "--no-eval", nproc=2, script=KILLER,
+    crash = moalign(*args, f"run_dir={killed}", "--no-eval", nproc=2, script=HOOKS,
                     env={"KILL_RANK": "1", "KILL_STEP": "3"})
     assert crash.returncode != 0
     first = killed / "train" / "w=1.00,0.00"
@@ -126,7 +128,7 @@ def test_a_rank_killed_mid_training_leaves_no_half_stage_and_the_relaunch_resume
     checkpoints = list((killed / "_checkpoints").glob("*/checkpoint-2"))
     assert len(checkpoints) == 1
     record = tmp_path / "steps.txt"
-    ok(moalign(*args, f"run_dir={killed}", "--no-eval", nproc=2, script=KILLER, env={"RECORD_STEPS": str(record)}))
+    ok(moalign(*args, f"run_dir={killed}", "--no-eval", nproc=2, script=HOOKS, env={"RECORD_STEPS": str(record)}))
     runs = [line.split() for line in record.read_text().splitlines()]
     for rank in ("0", "1"):  # the killed expert resumed after checkpoint 2 on both ranks; the other ran whole
         assert [int(s) for i, r, s in runs if i == "0" and r == rank] == [3, 4]
@@ -137,6 +139,60 @@ def test_a_rank_killed_mid_training_leaves_no_half_stage_and_the_relaunch_resume
         a, b = _weights(straight / "train" / tag), _weights(killed / "train" / tag)
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not list(killed.rglob("*.partial"))
+
+
+DPO_LW = ["train", "dpo_lw", "configs/embedded/dpo_lw.yaml", *SMALL_EVAL, "eval.grid=list:0.5,0.5;1,0",
+          "method.train.max_steps=4", "method.pairs.max_pairs_per_objective=32", "method.train.max_length=96",
+          "--no-eval"]
+FSDP_ON_CPUS = {"CPU_FSDP": "1"}  # accelerate's gate lifted (tests/distributed/moalign_with_hooks.py)
+
+
+@pytest.fixture(scope="module")
+def dpo_lw_in_one_process(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("dpo_lw") / "one"
+    ok(moalign(*DPO_LW, f"run_dir={run_dir}"))
+    return run_dir
+
+
+def test_the_preference_trainer_under_fsdp_shards_the_model_and_trains_the_one_process_models(
+        tmp_path, dpo_lw_in_one_process):
+    """configs/accelerate/fsdp.yaml (FSDP2) on 2 CPU processes: each rank holds half of every parameter, and
+    the two-objective DPO-LW models and losses equal one process's to float tolerance."""
+    one, two, sharding = dpo_lw_in_one_process, tmp_path / "fsdp", tmp_path / "sharding.jsonl"
+    ok(_accelerate(*DPO_LW, f"run_dir={two}", "method.train.per_device_train_batch_size=4", config="fsdp",
+                   script=HOOKS, env={**FSDP_ON_CPUS, "RECORD_SHARDING": str(sharding)}))
+    ranks = [json.loads(line) for line in sharding.read_text().splitlines()]
+    assert sorted(r["rank"] for r in ranks) == [0, 1] and all(r["fsdp"] and r["classes"] == ["DTensor"] for r in ranks)
+    assert sum(r["local"] for r in ranks) == ranks[0]["total"] and all(r["local"] < r["total"] for r in ranks)
+    for tag in ("w=0.50,0.50", "w=1.00,0.00"):
+        _close_weights(one / "train" / tag, two / "train" / tag, atol=1e-4)  # saved whole (FULL_STATE_DICT)
+        for a, b in zip(_history(one / "train" / tag), _history(two / "train" / tag), strict=True):
+            losses = [k for k in a if k.startswith("loss/")]
+            assert losses and all(abs(a[k] - b[k]) < 1e-4 for k in losses)
+
+
+def test_a_rank_killed_under_fsdp_resumes_from_the_sharded_run_checkpoint(tmp_path, dpo_lw_in_one_process):
+    killed, args = tmp_path / "killed", [*DPO_LW, "method.train.per_device_train_batch_size=4",
+                                         "method.train.save_steps=2"]
+    crash = _accelerate(*args, f"run_dir={killed}", config="fsdp", script=HOOKS,
+                        env={**FSDP_ON_CPUS, "KILL_RANK": "1", "KILL_STEP": "3"})
+    assert crash.returncode != 0 and not (killed / "train" / "w=0.50,0.50").exists()
+    assert len(list((killed / "_checkpoints").glob("*/checkpoint-2/pytorch_model_fsdp.bin"))) == 1
+    record = tmp_path / "steps.txt"
+    ok(_accelerate(*args, f"run_dir={killed}", config="fsdp", script=HOOKS,
+                   env={**FSDP_ON_CPUS, "RECORD_STEPS": str(record)}))
+    runs = [line.split() for line in record.read_text().splitlines()]
+    assert sorted(int(s) for i, r, s in runs if i == "0") == [3, 3, 4, 4]  # both ranks resumed after step 2
+    for tag in ("w=0.50,0.50", "w=1.00,0.00"):
+        _close_weights(dpo_lw_in_one_process / "train" / tag, killed / "train" / tag, atol=1e-4)
+
+
+def test_per_objective_gradients_are_refused_under_fsdp_with_the_reason(tmp_path):
+    done = _accelerate("train", "mgda", "configs/embedded/mgda.yaml", f"run_dir={tmp_path / 'mgda'}", *SMALL_EVAL,
+                       "method.train.max_steps=2", "method.pairs.max_pairs_per_objective=24", "--no-eval",
+                       config="fsdp", script=HOOKS, env=FSDP_ON_CPUS)
+    assert done.returncode != 0 and "per-objective gradients (MGDA family)" in done.stderr
+    assert "FSDP shard" in done.stderr.replace("\n", " ")
 
 
 SMOKE = {  # the other pipelines, each at a few steps: every stage kind runs under two processes

@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m moalign``."""
     _offline_defaults()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -77,6 +77,19 @@ def error_message(err: BaseException) -> str:
         fix = _OS_FIXES.get(err.errno, "check the path, its permissions and the free space")
         return f"{where + ': ' if where else ''}{err.strerror}; {fix}"
     return str(err)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, with ``key=value`` overrides accepted on either side of a flag (``train M cfg a=1 --no-eval
+    b=2``): argparse stops filling a positional list at the first flag, and its intermixed parsing does not take
+    sub-commands, so the overrides it leaves over are appended here."""
+    args, rest = parser.parse_known_args(argv)
+    stray = [item for item in rest if item.startswith("-") or "=" not in item]
+    if stray or (rest and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}")
+    if rest:
+        args.overrides = [*args.overrides, *rest]
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
