@@ -55,3 +55,26 @@ def test_fsdp_asked_for_but_not_applied_is_a_loud_warning(monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # an accelerate FSDP config, on a CPU
     with pytest.warns(ShardingDroppedWarning):
         check_sharding(SimpleNamespace(args=SimpleNamespace(fsdp=""), is_fsdp_enabled=False))
+
+
+def test_blocks_are_dealt_out_computed_once_per_rank_and_gathered_in_order_on_the_main_rank(tmp_path):
+    """``map_blocks``: rank 0 computes blocks 0 and 2, rank 1 block 1, and the main rank alone gets every result
+    in index order; sharded scoring keeps each reward batch whole (a batch-sensitive reward scores as in one
+    process); ``main_first`` lets the other ranks in only after the main rank's block ran."""
+    done = torchrun(str(SCRIPT.parent / "share_and_gather.py"), str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out-{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["seen"] == [0, 1, 2, 3, 8, 9, 10] and ranks[1]["seen"] == [4, 5, 6, 7]
+    assert ranks[0]["gathered"] == [i * i for i in range(11)] and ranks[1]["gathered"] is None
+    assert ranks[0]["sharded"] == ranks[0]["one_process"] and ranks[1]["sharded"] is None
+    assert [r["found_first"] for r in ranks] == [False, True]
+
+
+def test_in_one_process_map_blocks_is_one_call_on_every_index():
+    from moalign import distributed
+
+    calls = []
+    assert distributed.map_blocks(5, 2, lambda idx: calls.append(list(idx)) or [-i for i in idx]) == [0, -1, -2, -3, -4]
+    assert calls == [[0, 1, 2, 3, 4]]
+    with pytest.raises(ValueError, match="3 results for 5 items"):
+        distributed.map_blocks(5, 2, lambda idx: [0, 1, 2])

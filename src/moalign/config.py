@@ -26,6 +26,8 @@ T = TypeVar("T")
 # A setting added after runs already existed: a stage's inputs hash leaves it out while it holds its default
 # (to_dict(for_hash=True)), so an upgrade does not retrain finished stages.
 ADDED_LATER = {"hash": "when_set"}
+# A setting of the engine, not of the result (how much GPU memory vLLM may take): never part of a stage's hash.
+ENGINE_SETTING = {"hash": "never"}
 # the task sources that read conversational (chat) data, whose prompts a chat template renders
 CHAT_SOURCES = ("trl",)
 
@@ -213,6 +215,9 @@ def check_training_arguments(extra: Any) -> None:
                               "transformers.TrainingArguments field)")
 
 
+GENERATION_BACKENDS = ("hf", "vllm")
+
+
 @dataclass
 class GenerationSettings:
     """Decoding settings; they are part of each method's evaluation protocol (spec section 11)."""
@@ -228,8 +233,18 @@ class GenerationSettings:
         default_factory=lambda: ["\n\nHuman:", "\nHuman:", "\n\nAssistant:", "\nAssistant:", "\n\n\n", "###"]
     )
     forbid_eos_first: bool = True
+    # "hf": transformers' generate (every model and family); "vllm": vLLM decodes models saved as folders
+    # (full checkpoints, plain LoRA adapters) on a GPU, seeded per prompt (README "At scale"; moalign.eval.vllm_generate)
+    backend: str = field(default="hf", metadata=ADDED_LATER)
+    # [INF] vLLM engine settings (not in the hash: they do not change what is sampled)
+    vllm_gpu_memory_utilization: float = field(default=0.5, metadata=ENGINE_SETTING)
+    vllm_max_model_len: int | None = field(default=None, metadata=ENGINE_SETTING)  # None: prompt + max_new_tokens
 
     def __post_init__(self) -> None:
+        check_choice("backend", self.backend, GENERATION_BACKENDS)
+        check_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, low=0, high=1, strict=True)
+        if self.vllm_max_model_len is not None:
+            check_range("vllm_max_model_len", self.vllm_max_model_len, low=1, integer=True)
         check_range("max_new_tokens", self.max_new_tokens, low=1, integer=True)
         check_range("batch_size", self.batch_size, low=1, integer=True)
         check_range("top_k", self.top_k, low=0, integer=True, fix="0 turns top-k off")
@@ -489,16 +504,22 @@ def to_dict(obj: Any, *, for_hash: bool = False) -> Any:
     """Dataclass (nested) -> plain dict that YAML/JSON can write.
 
     ``for_hash``: the view a stage's inputs hash is taken of, in which a field marked ``ADDED_LATER`` is left
-    out while it holds its default, so adding a setting does not invalidate the stages of existing runs.
+    out while it holds its default, so adding a setting does not invalidate the stages of existing runs, and a
+    field marked ``ENGINE_SETTING`` is always left out.
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name), for_hash=for_hash) for f in dataclasses.fields(obj)
-                if not (for_hash and f.metadata.get("hash") == "when_set" and _at_default(obj, f))}
+                if not (for_hash and _left_out_of_hash(obj, f))}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v, for_hash=for_hash) for v in obj]
     if isinstance(obj, dict):
         return {k: to_dict(v, for_hash=for_hash) for k, v in obj.items()}
     return obj
+
+
+def _left_out_of_hash(obj: Any, f: dataclasses.Field) -> bool:
+    rule = f.metadata.get("hash")
+    return rule == "never" or (rule == "when_set" and _at_default(obj, f))
 
 
 def _at_default(obj: Any, f: dataclasses.Field) -> bool:

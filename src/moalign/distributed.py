@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -81,6 +82,19 @@ def from_main(value: T) -> T:
     return box[0]
 
 
+@contextmanager
+def main_first() -> Iterator[None]:
+    """The main rank runs the block first and the others after it (a barrier between): for every rank's own
+    read of data that the first read downloads or caches (a Hub dataset), so that only one rank fetches it."""
+    if not is_main():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main():
+            barrier()
+
+
 def shard(items: Sequence[Any]) -> list:
     """This rank's items: every W-th one from its rank on (rank r of W takes r, r + W, ...). Whole items are
     dealt out, so a batch keeps its composition and its seed and the gathered result equals a one-process
@@ -105,6 +119,24 @@ def gather_blocks(blocks: dict[int, list]) -> list | None:
     for part in parts:
         merged.update(part)
     return [item for start in sorted(merged) for item in merged[start]]
+
+
+def map_blocks(n: int, block: int, compute: Callable[[list[int]], Sequence[T]]) -> list[T] | None:
+    """``compute(indices)`` (one result per index, in order) of items ``0..n-1`` dealt out over the ranks in
+    blocks of ``block``, joined in index order on the main rank; None on the others. Each rank makes one call
+    on its blocks' indices, so a computation that batches its items in order by a divisor of ``block`` sees
+    the batches one process sees. In one process: ``compute`` of every index."""
+    starts = block_starts(n, block)
+    size = max(1, int(block))
+    mine = [i for start in starts for i in range(start, min(start + size, n))]
+    values = list(compute(mine)) if mine else []
+    if len(values) != len(mine):
+        raise ValueError(f"map_blocks: compute returned {len(values)} results for {len(mine)} items")
+    pieces, at = {}, 0
+    for start in starts:
+        count = min(start + size, n) - start
+        pieces[start], at = values[at:at + count], at + count
+    return gather_blocks(pieces)
 
 
 def block_starts(n: int, block: int) -> list[int]:

@@ -30,13 +30,16 @@ class Policy:
     """A model ready to generate for one preference: ``format_prompt`` rewrites each prompt first
     (RiC writes its reward targets into it); ``generation_overrides`` changes decoding settings;
     ``generate``, when set, is called instead of ``model.generate`` (a decoder that is not one HF model, such
-    as MOD's K experts; see :func:`moalign.eval.generate.generate`)."""
+    as MOD's K experts; see :func:`moalign.eval.generate.generate`). ``source`` is the folder (or Hub id) that
+    holds exactly this policy's weights, when there is one: ``generation.backend: vllm`` decodes it there; a
+    policy that exists only in memory (a soup, Panacea at w, MOD) has none."""
 
     model: Any
     tokenizer: Any
     format_prompt: Callable[[str], str] = identity_prompt
     generation_overrides: dict = field(default_factory=dict)
     generate: Callable | None = None
+    source: str | None = None
 
 
 @runtime_checkable
@@ -85,7 +88,7 @@ class CheckpointFamily:
             loader = self._loader or load_policy
             self._cache = (path, loader(path))
         model, tokenizer = self._cache[1]
-        yield Policy(model=model, tokenizer=tokenizer)
+        yield Policy(model=model, tokenizer=tokenizer, source=path)  # a loader loads the folder's weights as saved
 
     def describe(self) -> dict:
         """Checkpoints keyed by preference tag, with each tag's exact preference vector."""

@@ -94,6 +94,10 @@ def generate(
     if unknown:
         raise ValueError(f"unknown generation setting(s) {unknown}; valid: {sorted(settings.__dict__)}")
     params = {**settings.__dict__, **overrides}
+    if params["backend"] != "hf":
+        raise ValueError(f"generation.backend={params['backend']!r} decodes a model saved as a folder, and this "
+                         "policy exists only in memory (a soup, MOD's experts, Panacea's preference-scaled "
+                         "adapter, SIPO's samplers): set generation.backend=hf for it")
     if sharded:
         size = params["batch_size"]
         starts = distributed.block_starts(len(prompts), size)
@@ -138,10 +142,18 @@ def generate_from_dir(
 ) -> list[str] | None:
     """Load a saved model or adapter folder (:func:`moalign.models.load.load_policy`, with ``model_config``'s
     dtype and ``trust_remote_code``) and sample one response per prompt with :func:`generate`; what methods
-    call to generate from a model that an earlier stage saved (``sharded``: see :func:`generate`)."""
-    from moalign.models.load import load_policy
+    call to generate from a model that an earlier stage saved (``sharded``: see :func:`generate`). With
+    ``settings.backend == "vllm"`` vLLM decodes the folder instead (:mod:`moalign.eval.vllm_generate`)."""
+    from moalign.models.load import load_policy, load_policy_tokenizer
 
     options = model_config or ModelConfig()
+    settings = settings or GenerationSettings()
+    if settings.backend == "vllm":
+        from moalign.eval.vllm_generate import vllm_generate
+
+        tokenizer = load_policy_tokenizer(model_dir, trust_remote_code=options.trust_remote_code)
+        return vllm_generate(model_dir, tokenizer, prompts, settings, seed, dtype=options.dtype,
+                             trust_remote_code=options.trust_remote_code, sharded=sharded)
     model, tokenizer = load_policy(model_dir, dtype=options.dtype, trust_remote_code=options.trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")

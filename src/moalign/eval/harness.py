@@ -57,7 +57,7 @@ def evaluate(config: RunConfig, family: PolicyFamily, run: Run, rewards: Sequenc
     inner = nested_progress(config.eval.progress)  # per-point bars inside the "preferences" bar: verbose only
     for w, tag in _progress(list(zip(ws, grid.tags)), config.eval.progress, "preferences"):
         generated = generation_stage(run, family, w, tag, config.eval.generation, config.eval.seed, inner,
-                                     dtype=config.model.dtype)
+                                     dtype=config.model.dtype, trust_remote_code=config.model.trust_remote_code)
         scores.append(score_stage(run, generated, objectives, get_rewards, get_rewards.identity, inner))
         if config.eval.win_rate:
             judges.append(_judge_stage(run, config, scores[-1], objectives, get_rewards, get_judge))

@@ -13,6 +13,7 @@ import numpy as np
 
 from moalign.eval.rows import read_rows, write_rows
 from moalign.pipeline import Run
+from moalign.rewards.base import score_matrix_on_ranks
 
 
 def point_summary(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +42,8 @@ def score_stage(
         from moalign.eval.collapse import is_collapsed
         from moalign.io_utils import atomic_write_json
         rows = read_rows(run.stage_dir(generation) / "generations.jsonl")
-        scores = _scores_on_ranks(get_rewards(), rows, progress)
+        scores = score_matrix_on_ranks(get_rewards(), [r["prompt"] for r in rows], [r["response"] for r in rows],
+                                       progress)
         if scores is None:  # another rank of a launch: the main rank writes the rows
             return
         collapsed = [bool(is_collapsed(row["response"])) for row in rows]
@@ -55,24 +57,3 @@ def score_stage(
 
     run.stage(name, inputs, compute, depends_on=[generation], ranks="all")
     return name
-
-
-def _scores_on_ranks(rewards: list, rows: list[dict], progress: bool) -> np.ndarray | None:
-    """The (n, k) scores of ``rows``; under a launch each rank scores its share in blocks that are whole
-    batches of every reward model (so each batch holds the rows it holds in one process) and the main rank
-    gets the rows in order, the other ranks None."""
-    import math
-
-    from moalign import distributed
-    from moalign.rewards.base import score_matrix
-
-    block = math.lcm(*(int(getattr(getattr(r, "spec", None), "batch_size", 1) or 1) for r in rewards), 1)
-    block *= max(1, 32 // block)
-    pieces = {}
-    for start in distributed.block_starts(len(rows), block):
-        part = rows[start:start + block]
-        pieces[start] = list(score_matrix(rewards, [r["prompt"] for r in part], [r["response"] for r in part],
-                                          progress=progress))
-    gathered = distributed.gather_blocks(pieces)
-    return None if gathered is None else np.asarray(gathered, dtype=np.float64).reshape(len(rows), -1)
-

@@ -29,12 +29,14 @@ def generation_stage(
     progress: bool = False,
     *,
     dtype: str = "float32",
+    trust_remote_code: bool = False,
 ) -> str:
     """Generate one response per test prompt with the policy for ``w``; rows go to ``generations.jsonl``.
 
     The policy may rewrite the prompt (``format_prompt``, e.g. RiC's reward targets); the rows keep both the
     original prompt (what rewards and judges see) and the conditioned one (what the model saw). With a GPU the
-    policy decodes there, in the run's ``dtype`` (:func:`on_accelerator`).
+    policy decodes there, in the run's ``dtype`` (:func:`on_accelerator`); with ``settings.backend == "vllm"``
+    vLLM decodes the policy's saved folder (:mod:`moalign.eval.vllm_generate`).
     """
     name = generation_stage_name(tag)
     inputs = {"family": portable_description(family, run.root), "w": [float(x) for x in w], "generation": settings,
@@ -49,7 +51,7 @@ def generation_stage(
         prompts = load_prompts(run).prompts
         with family.policy(np.asarray(w, dtype=float)) as policy:
             conditioned = [policy.format_prompt(p) for p in prompts]
-            texts = _generate(policy, conditioned, settings, seed, progress, dtype)
+            texts = _generate(policy, conditioned, settings, seed, progress, dtype, trust_remote_code)
         if texts is None:  # another rank of a launch: the main rank writes the rows
             return
         rows = (
@@ -76,11 +78,29 @@ def on_accelerator(model, dtype: str = "float32"):
 
 
 def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, progress: bool,
-              dtype: str = "float32") -> list[str] | None:
+              dtype: str = "float32", trust_remote_code: bool = False) -> list[str] | None:
     """Every prompt's response; under a multi-process launch each rank decodes its share of the batches and
     the main rank gets them all, in order (the other ranks get None)."""
     from moalign.eval.generate import generate
 
+    if settings.backend == "vllm":
+        return _vllm_generate(policy, prompts, settings, seed, dtype, trust_remote_code)
     on_accelerator(policy.model, dtype)
     return generate(policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
                     generate_fn=getattr(policy, "generate", None), sharded=True, **policy.generation_overrides)
+
+
+def _vllm_generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, dtype: str,
+                   trust_remote_code: bool) -> list[str] | None:
+    """The policy's saved folder decoded by vLLM (its HF model stays where the family put it, on the CPU)."""
+    import dataclasses
+
+    from moalign.eval.vllm_generate import vllm_generate
+
+    if policy.source is None or policy.generate is not None:
+        raise ValueError("generation.backend=vllm decodes a policy saved as a folder; this family's policy exists "
+                         "only in memory (a soup, Panacea at a preference, MOD's experts): set "
+                         "eval.generation.backend=hf for it")
+    settings = dataclasses.replace(settings, **policy.generation_overrides)
+    return vllm_generate(policy.source, policy.tokenizer, prompts, settings, seed, dtype=dtype,
+                         trust_remote_code=trust_remote_code, sharded=True)

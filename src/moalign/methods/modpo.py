@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from moalign import distributed
 from moalign.config import ConfigError, RunConfig, TrainSettings
 from moalign.eval.family import CheckpointFamily
 from moalign.eval.grid import training_grid
@@ -170,7 +171,8 @@ def _margin_model_stage(config: RunConfig, run: Run, pairs_dir: Path, name: str)
 
 
 def _margins_stage(config: RunConfig, run: Run, pairs_dir: Path, main: int) -> Path:
-    """Stage ``margins``: (n_main, K) margin rewards of the trained objective's pairs."""
+    """Stage ``margins``: (n_main, K) margin rewards of the trained objective's pairs (under a launch, every rank
+    computes the DPO margins of its share of the pairs; the main rank writes them)."""
     method, objectives = config.method, list(config.task.objectives)
     models = {}
     if method.margin == "dpo":
@@ -183,15 +185,17 @@ def _margins_stage(config: RunConfig, run: Run, pairs_dir: Path, main: int) -> P
         else:
             margins = np.zeros((len(pairs), len(objectives)))
             for o, folder in models.items():
-                margins[:, objectives.index(o)] = implicit_reward_margins(
-                    folder, config.model, pairs, beta=method.beta, max_length=method.train.max_length
-                )
-        np.save(out / MARGIN_FILE, margins)
+                column = implicit_reward_margins(folder, config.model, pairs, beta=method.beta,
+                                                 max_length=method.train.max_length, sharded=True)
+                if column is not None:  # None on the other ranks of a launch: they computed their share
+                    margins[:, objectives.index(o)] = column
+        if distributed.is_main():
+            np.save(out / MARGIN_FILE, margins)
 
     inputs = {"margin": method.margin, "normalize": method.margin_normalize, "beta": method.beta,
               "max_length": method.train.max_length, "models": models, "main": main}
     depends = ["pairs"] + [f"margin/{o}" for o in models]
-    return run.stage("margins", inputs, compute, depends_on=depends)
+    return run.stage("margins", inputs, compute, depends_on=depends, ranks="all")
 
 
 def train_modpo(config: RunConfig, run: Run) -> CheckpointFamily:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.config import ADDED_LATER, ConfigError, RunConfig, check_range
 from moalign.data.io import load_pairs, save_pairs
 from moalign.data.pairs import MODES as PAIR_MODES
@@ -76,10 +77,12 @@ def check_dpo_settings(beta: float, reference: str) -> None:
         raise ConfigError(f"method.reference={reference!r}: choose one of {', '.join(REFERENCE_MODES)}")
 
 
-def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet:
-
+def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet | None:
+    """The task's pairs: the dataset's own, or built from its scored responses (scored by the run's rewards
+    when it has no scores, every rank of a launch scoring its share); None on the other ranks."""
     objectives = list(config.task.objectives)
-    data = load_task(config.task, seed=config.seed)
+    with distributed.main_first():  # the first read may download the dataset: once, on the main rank
+        data = load_task(config.task, seed=config.seed)
     if data.pairs is not None and settings.pairs_from in ("auto", "dataset"):
         return data.pairs
     if settings.pairs_from == "dataset" and data.responses.scores.shape[1] == 0:
@@ -87,13 +90,16 @@ def _task_pairs(config: RunConfig, settings: PairSettings) -> PairSet:
     scored = data.responses
     has_scores = list(scored.objectives) == objectives and scored.scores.shape[1] == len(objectives)
     raw = scored.scores if has_scores and settings.pairs_from != "rewards" else _reward_scores(config, scored)
+    if not distributed.is_main():
+        return None
     table = ScoredSet(scored.prompts, scored.responses, raw, objectives, scored.ids)
     return pairs_from_scored(table, objectives, settings.min_margin, settings.pair_mode, config.seed)
 
 
-def _reward_scores(config: RunConfig, scored) -> np.ndarray:
-    """(n, k) raw scores of the task's responses under the run's rewards (one spec per objective)."""
-    return LazyRewards.for_task(config.task).score(scored.prompts, scored.responses)
+def _reward_scores(config: RunConfig, scored) -> np.ndarray | None:
+    """(n, k) raw scores of the task's responses under the run's rewards (one spec per objective); under a
+    launch each rank scores its share and the main rank gets them (None on the others)."""
+    return LazyRewards.for_task(config.task).score(scored.prompts, scored.responses, sharded=True)
 
 
 def _cap(pairs: PairSet, objectives: Sequence[str], cap: int | None, seed: int) -> PairSet:
@@ -115,11 +121,14 @@ def _mixture(pairs: PairSet, objectives: Sequence[str], fraction: float, seed: i
 
 
 def pairs_stage(config: RunConfig, run: Run, settings: PairSettings) -> Path:
-    """Stage ``pairs``: ``pairs.jsonl`` (every objective) and ``pairs_info.json`` (counts, conflicts)."""
+    """Stage ``pairs``: ``pairs.jsonl`` (every objective) and ``pairs_info.json`` (counts, conflicts), written by
+    the main rank of a launch after every rank scored its share of the responses."""
     objectives = list(config.task.objectives)
 
     def compute(out: Path) -> None:
         pairs = _task_pairs(config, settings)
+        if not distributed.is_main():
+            return
         if settings.conflict_fraction is not None:
             pairs = _mixture(pairs, objectives, settings.conflict_fraction, config.seed)
         pairs = _cap(pairs, objectives, settings.max_pairs_per_objective, config.seed)
@@ -131,7 +140,7 @@ def pairs_stage(config: RunConfig, run: Run, settings: PairSettings) -> Path:
         atomic_write_json(out / INFO_FILE, {"pairs_per_objective": counts, "conflicts": conflict_stats(pairs, objectives)})
 
     inputs = {"task": config.task, "pairs": settings, "seed": config.seed}
-    return run.stage("pairs", inputs, compute)
+    return run.stage("pairs", inputs, compute, ranks="all")
 
 
 def load_pairsets(stage_dir: Path, objectives: Sequence[str]) -> dict[str, PairSet]:
@@ -146,16 +155,19 @@ def load_pairsets(stage_dir: Path, objectives: Sequence[str]) -> dict[str, PairS
 
 def reference_stage(config: RunConfig, run: Run, max_length: int) -> str:
     """Stage ``reference/len=<max_length>``: the base model's log-probs of every pair, computed once per run
-    and shared by every model trained on these pairs; returns the stage name."""
+    and shared by every model trained on these pairs (every rank of a launch computes its share of the pairs);
+    returns the stage name."""
     objectives = list(config.task.objectives)
     name = f"reference/len={max_length}"
 
     def compute(out: Path) -> None:
         pairsets = load_pairsets(run.stage_dir("pairs"), objectives)
-        arrays = pairset_reference_logps(config.model, pairsets, max_length)
+        arrays = pairset_reference_logps(config.model, pairsets, max_length, sharded=True)
+        if arrays is None:  # another rank of a launch: it computed its share, the main rank writes
+            return
         np.savez(out / REFERENCE_FILE, **{f"k{i}": arrays[o] for i, o in enumerate(objectives)})
 
-    run.stage(name, {"model": config.model, "max_length": max_length}, compute, depends_on=["pairs"])
+    run.stage(name, {"model": config.model, "max_length": max_length}, compute, depends_on=["pairs"], ranks="all")
     return name
 
 

@@ -67,6 +67,15 @@ def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def load_policy_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    """The tokenizer of :func:`load_policy`'s policy, without its model: the folder's own, or for an adapter
+    folder without one, its base model's."""
+    path = str(path)
+    if is_adapter_dir(path) and not (Path(path) / "tokenizer_config.json").is_file():
+        path = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    return load_tokenizer(path, trust_remote_code=trust_remote_code)
+
+
 def load_policy(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False):
     """(model, tokenizer) from a full checkpoint folder or a PEFT adapter folder (base named in its config).
 
@@ -74,13 +83,10 @@ def load_policy(path: str | Path, dtype: str = "float32", trust_remote_code: boo
     it holds one (methods that add tokens, like RiC, save it there), else from the base.
     """
     path = str(path)
+    tokenizer = load_policy_tokenizer(path, trust_remote_code=trust_remote_code)
     if not is_adapter_dir(path):
-        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code), load_tokenizer(
-            path, trust_remote_code=trust_remote_code
-        )
+        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
     base_name = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
-    has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(path if has_tokenizer else base_name, trust_remote_code=trust_remote_code)
     base = load_causal_lm(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
     if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
         base.resize_token_embeddings(len(tokenizer))

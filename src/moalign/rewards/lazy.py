@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from moalign.rewards.base import RewardFunction, score_matrix
+from moalign import distributed
+from moalign.rewards.base import RewardFunction, score_matrix, score_matrix_on_ranks
 
 
 class LazyRewards:
@@ -67,8 +68,15 @@ class LazyRewards:
     def get(self) -> list:
         return self()
 
-    def score(self, prompts: Sequence[str], responses: Sequence[str], progress: bool = True) -> np.ndarray:
-        """(n, k) raw scores, columns in the objectives' order; no reward is built for zero rows."""
+    def score(self, prompts: Sequence[str], responses: Sequence[str], progress: bool = True,
+              sharded: bool = False) -> np.ndarray | None:
+        """(n, k) raw scores, columns in the objectives' order; no reward is built for zero rows.
+
+        ``sharded``: under a multi-process launch every rank must call this with the same rows; each scores its
+        share (:func:`~moalign.rewards.base.score_matrix_on_ranks`) and the main rank gets the scores, the
+        others None."""
         if len(prompts) == 0:
-            return np.zeros((0, self.num_rewards))
+            return np.zeros((0, self.num_rewards)) if not sharded or distributed.is_main() else None
+        if sharded:
+            return score_matrix_on_ranks(self(), prompts, responses, progress=progress)
         return score_matrix(self(), prompts, responses, progress=progress)

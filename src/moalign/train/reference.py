@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from moalign import distributed
 from moalign.config import ModelConfig
 from moalign.models.adapters import LORA, Adapter, as_model_config, load_model, load_model_tokenizer
 from moalign.models.load import load_policy
@@ -69,18 +70,34 @@ def reference_pair_logps(batch: dict, policy, ref_model=None, mode: str = "preco
     return out.chosen, out.rejected
 
 
-def dataset_pair_logps(model, dataset: PreferenceDataset, k: int, pad_id: int, batch_size: int = 16) -> np.ndarray:
-    """(n_k, 2) summed log-probs (chosen, rejected) of every pair of objective k under ``model`` (eval mode)."""
-    device = next(model.parameters()).device
+def dataset_pair_logps(model, dataset: PreferenceDataset, k: int, pad_id: int, batch_size: int = 16,
+                       sharded: bool = False) -> np.ndarray | None:
+    """(n_k, 2) summed log-probs (chosen, rejected) of every pair of objective k under ``model`` (eval mode).
+
+    ``sharded``: under a launch every rank must call this; each computes its share of the pairs in whole
+    batches (the same numbers as one process) and the main rank gets the array, the others None."""
     rows = dataset.rows[k]
+    desc = f"log-probs {dataset.objectives[k]}"
+    if not sharded:
+        return _rows_pair_logps(model, rows, pad_id, batch_size, desc)
+
+    def share(indices: list[int]) -> list:
+        return list(_rows_pair_logps(model, [rows[i] for i in indices], pad_id, batch_size, desc))
+
+    gathered = distributed.map_blocks(len(rows), batch_size, share)
+    return None if gathered is None else np.asarray(gathered, dtype=np.float64).reshape(len(rows), 2)
+
+
+def _rows_pair_logps(model, rows: list, pad_id: int, batch_size: int, desc: str) -> np.ndarray:
+    device = next(model.parameters()).device
     out = []
     with frozen_eval(model):
-        for start in tqdm(range(0, len(rows), batch_size), desc=f"log-probs {dataset.objectives[k]}", leave=False):
+        for start in tqdm(range(0, len(rows), batch_size), desc=desc, leave=False):
             batch = collate_objective(rows[start : start + batch_size], pad_id)
             batch = {name: t.to(device) for name, t in batch.items()}
             logps = pair_logps(model, batch)
             out.append(torch.stack([logps.chosen, logps.rejected], dim=1).double().cpu())
-    return torch.cat(out).numpy()
+    return torch.cat(out).numpy() if out else np.zeros((0, 2))
 
 
 def texts_logps(model, tokenizer, prompts, responses, max_length: int, batch_size: int = 16) -> np.ndarray:
@@ -124,34 +141,46 @@ def pad_id_of(tokenizer) -> int:
 
 
 def implicit_reward_margins(model_dir, base: ModelConfig, pairs, *, beta: float, max_length: int,
-                            adapter: Adapter = LORA) -> np.ndarray:
+                            adapter: Adapter = LORA, sharded: bool = False) -> np.ndarray | None:
     """beta * [(log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))] per pair, shape (n,).
 
     ``model_dir`` is a trained DPO model (a saved adapter: its reference is the same model with the adapter
     off; a full model: its reference is the ``base`` model). This is the difference of DPO's implicit
     rewards between the chosen and the rejected response: MODPO's margin from a frozen DPO model.
+    ``sharded``: see :func:`dataset_pair_logps` (None on the ranks other than the main one).
     """
     model, tokenizer = load_policy(model_dir, dtype=base.dtype, trust_remote_code=base.trust_remote_code)
+    model = _on_accelerator(model)
     dataset = build_preference_dataset(tokenizer, {"margin": pairs}, max_length, seed=0)
-    logps = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer))
+    logps = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer), sharded=sharded)
     if adapter.is_saved(model_dir):
         with adapter.disabled(model):
-            ref = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer))
+            ref = dataset_pair_logps(model, dataset, 0, pad_id_of(tokenizer), sharded=sharded)
     else:
-        ref = dataset_pair_logps(load_model(base)[0], dataset, 0, pad_id_of(tokenizer))
+        del model
+        ref = dataset_pair_logps(_on_accelerator(load_model(base)[0]), dataset, 0, pad_id_of(tokenizer),
+                                 sharded=sharded)
+    if logps is None:
+        return None
     return beta * ((logps[:, 0] - ref[:, 0]) - (logps[:, 1] - ref[:, 1]))
 
 
-def pairset_reference_logps(model, pairsets, max_length: int) -> dict[str, np.ndarray]:
+def pairset_reference_logps(model, pairsets, max_length: int, sharded: bool = False) -> dict[str, np.ndarray] | None:
     """(n_k, 2) reference log-probs (chosen, rejected) of every objective's pairs under the base model.
 
     ``model`` is a :class:`moalign.config.ModelConfig` (or a name/folder). The tokenisation is the trainer's
     (same ``max_length``), so the arrays can be cached once per run and handed to every model trained on these
-    pairs as the ``ref_chosen`` / ``ref_rejected`` columns.
+    pairs as the ``ref_chosen`` / ``ref_rejected`` columns. ``sharded``: see :func:`dataset_pair_logps` (None
+    on the ranks other than the main one).
     """
     config = as_model_config(model)
-    lm, tokenizer = load_model(config)[0], load_model_tokenizer(config)
-    if torch.cuda.is_available():
-        lm = lm.to("cuda")
+    lm, tokenizer = _on_accelerator(load_model(config)[0]), load_model_tokenizer(config)
     dataset = build_preference_dataset(tokenizer, pairsets, max_length, seed=0)
-    return {name: dataset_pair_logps(lm, dataset, k, pad_id_of(tokenizer)) for k, name in enumerate(dataset.objectives)}
+    arrays = {name: dataset_pair_logps(lm, dataset, k, pad_id_of(tokenizer), sharded=sharded)
+              for k, name in enumerate(dataset.objectives)}
+    return None if any(a is None for a in arrays.values()) else arrays
+
+
+def _on_accelerator(model):
+    """``model`` on this process's GPU when there is one (a launch has set each rank's device)."""
+    return model.to("cuda") if torch.cuda.is_available() else model

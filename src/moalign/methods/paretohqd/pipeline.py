@@ -111,7 +111,8 @@ def stage1(config: RunConfig, run: Run, tags: list[str]) -> dict[str, Path]:
 
 
 def generate2_stage(config: RunConfig, run: Run, grid: PreferenceGrid, rewards: LazyRewards) -> Path:
-    """Stage ``generate2``: the representative stage-1 models answer fresh prompts; raw scores saved."""
+    """Stage ``generate2``: the representative stage-1 models answer fresh prompts; raw scores saved. Under a
+    launch every rank decodes and scores its share, and the main rank writes."""
     from moalign.data import save_scored
     from moalign.data.schema import ScoredSet
 
@@ -131,9 +132,10 @@ def generate2_stage(config: RunConfig, run: Run, grid: PreferenceGrid, rewards: 
             rows_p += [prompts[i] for i in keep]
             rows_r += [texts[i] for i in keep]
             ids += [f"{tag}:{i}" for i in keep]
+        rows_p, rows_r, ids = distributed.from_main((rows_p, rows_r, ids))  # every rank scores its share
+        raw = rewards.score(rows_p, rows_r, sharded=True)
         if not distributed.is_main():
             return
-        raw = rewards.score(rows_p, rows_r)
         save_scored(ScoredSet(rows_p, rows_r, raw, list(config.task.objectives), ids), out / GENERATED_FILE)
 
     inputs = {"prompts": m.stage2_prompts, "generation": m.stage2_generation, "seed": config.seed, "reps": reps}

@@ -56,7 +56,7 @@ class RicFamily:
 
             self._loaded = load_policy(self.path)
         model, tokenizer = self._loaded
-        yield Policy(model=model, tokenizer=tokenizer, format_prompt=partial(self.format_prompt, w=w))
+        yield Policy(model=model, tokenizer=tokenizer, format_prompt=partial(self.format_prompt, w=w), source=self.path)
 
     def describe(self) -> dict:
         return {

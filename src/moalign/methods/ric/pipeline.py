@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign import distributed
 from moalign.config import RunConfig
 from moalign.data.prompts import sample_prompts
 from moalign.eval.generate import generate_from_dir
@@ -112,11 +113,13 @@ def online_data_stage(config: RunConfig, run: Run, i: int, rewards: LazyRewards)
         goals = mors_targets(len(prompts), len(objectives), low, high, np.random.default_rng(seed))
         texts = generate_from_dir(run.stage_dir(_model_stage(i - 1)), _conditioned(prompts, goals, m), on.generation,
                                   seed, model_config=config.model, sharded=True)
-        if texts is None:  # another rank of a launch: it decoded its share, the main rank writes the stage
-            return
+        texts = distributed.from_main(texts)  # every rank decoded its share; each scores its share too
         keep = [j for j, t in enumerate(texts) if t.strip() and not is_bad_sample(t)]
         kept_p, kept_r = [prompts[j] for j in keep], [texts[j] for j in keep]
-        labels = ric_normalize(rewards.score(kept_p, kept_r), stats, round_raw=False)
+        raw = rewards.score(kept_p, kept_r, sharded=True)
+        if raw is None:  # another rank of a launch: the main rank writes the stage
+            return
+        labels = ric_normalize(raw, stats, round_raw=False)
         mask = any_quantile_mask(labels, on.quantile) if len(keep) else np.zeros(0, dtype=bool)
         idx = np.flatnonzero(mask)
         chosen = ScoredSet([kept_p[j] for j in idx], [kept_r[j] for j in idx], labels[idx], objectives)

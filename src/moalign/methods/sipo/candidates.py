@@ -51,15 +51,37 @@ def fill(template: str, goal: str, **fields: str) -> str:
     return text
 
 
+LOGPS_BATCH = 16  # texts_logps' batch: a rank's share of the texts is whole batches of it
+
+
 def implicit_reward_table(experts: Sequence[str], soup_weights: Sequence[float], base: ModelConfig,
                           prompts: Sequence[str], responses: Sequence[str], *, beta: float,
-                          max_length: int) -> np.ndarray:
+                          max_length: int, sharded: bool = False) -> np.ndarray | None:
     """(n, K + S) implicit rewards beta * (log pi(y|x) - log pi_base(y|x)) of each (prompt, response): first
     under each expert, then under the soup of the two experts at each soup weight (official: LoRA factors
     interpolated key by key; full experts: their weights).
 
     A one-hot soup is exactly its expert, so every column comes from one in-memory soup; the base log-probs
-    are computed once, before the soup is loaded, so two models are never held at the same time."""
+    are computed once, before the soup is loaded, so two models are never held at the same time.
+    ``sharded``: under a launch every rank must call this with the same texts; each scores its share (whole
+    batches, so the same numbers) and the main rank gets the table, the others None."""
+    from moalign import distributed
+
+    if not sharded:
+        return _implicit_rewards(experts, soup_weights, base, prompts, responses, beta, max_length)
+
+    def rows(indices: list[int]) -> list:
+        return list(_implicit_rewards(experts, soup_weights, base, [prompts[i] for i in indices],
+                                      [responses[i] for i in indices], beta, max_length))
+
+    gathered = distributed.map_blocks(len(prompts), LOGPS_BATCH, rows)
+    if gathered is None:
+        return None
+    return np.asarray(gathered, dtype=np.float64).reshape(len(prompts), len(experts) + len(soup_weights))
+
+
+def _implicit_rewards(experts, soup_weights, base: ModelConfig, prompts, responses, beta: float,
+                      max_length: int) -> np.ndarray:
     import torch
 
     from moalign.models.adapters import load_model, load_model_tokenizer
@@ -70,7 +92,7 @@ def implicit_reward_table(experts: Sequence[str], soup_weights: Sequence[float],
         return np.zeros((0, len(experts) + len(soup_weights)))
     device = "cuda" if torch.cuda.is_available() else None
     model = load_model(base)[0].to(device or "cpu")
-    reference = texts_logps(model, load_model_tokenizer(base), prompts, responses, max_length)
+    reference = texts_logps(model, load_model_tokenizer(base), prompts, responses, max_length, LOGPS_BATCH)
     del model
     mode = "lora_factors" if read_expert(experts[0]).kind == "lora" else "full_weights"
     soup = Soup(list(experts), mode, dtype=base.dtype, device=device)
@@ -78,5 +100,6 @@ def implicit_reward_table(experts: Sequence[str], soup_weights: Sequence[float],
     columns = []
     for w in weights:
         with soup.mixed(w) as mixed:
-            columns.append(beta * (texts_logps(mixed, soup.tokenizer, prompts, responses, max_length) - reference))
+            columns.append(beta * (texts_logps(mixed, soup.tokenizer, prompts, responses, max_length, LOGPS_BATCH)
+                                   - reference))
     return np.stack(columns, axis=1)

@@ -183,7 +183,7 @@ def _texts_of(run: Run, stages: list[str]) -> list[tuple[str, str]]:
 def scores_stage(config: RunConfig, run: Run, name: str, experts: list[str], inputs_from: list[str]) -> str:
     """Every distinct text under every reward model: ``scores.npz`` (``prompts``, ``responses``, ``scores``
     (n, R), ``columns``). Implicit: the two experts, then their soups at ``soup_weights``; explicit: the
-    task's reward models."""
+    task's reward models. Every rank of a launch scores its share of the texts."""
     method: SIPOConfig = config.method
     soup_weights = method.sample_weights if method.soup_weights is None else method.soup_weights
 
@@ -193,12 +193,15 @@ def scores_stage(config: RunConfig, run: Run, name: str, experts: list[str], inp
         if method.scorer == "explicit":
             from moalign.rewards.lazy import LazyRewards
 
-            table = LazyRewards.for_task(config.task).score(prompts, responses)
+            table = LazyRewards.for_task(config.task).score(prompts, responses, sharded=True)
             columns = list(config.task.objectives)
         else:
             table = implicit_reward_table([run.stage_dir(e) for e in experts], soup_weights, config.model, prompts,
-                                          responses, beta=method.implicit_beta, max_length=method.realign.train.max_length)
+                                          responses, beta=method.implicit_beta,
+                                          max_length=method.realign.train.max_length, sharded=True)
             columns = [f"expert:{o}" for o in config.task.objectives] + [f"soup:a={a:.2f}" for a in soup_weights]
+        if table is None:  # another rank of a launch: it scored its share, the main rank writes
+            return
         np.savez(out / SCORES_FILE, prompts=np.array(prompts, dtype=object), responses=np.array(responses, dtype=object),
                  scores=np.asarray(table, dtype=np.float64), columns=np.array(columns))
 
@@ -210,7 +213,7 @@ def scores_stage(config: RunConfig, run: Run, name: str, experts: list[str], inp
     else:
         inputs.update(soup_weights=list(soup_weights), beta=method.implicit_beta,
                       max_length=method.realign.train.max_length, model=config.model)
-    run.stage(name, inputs, compute, depends_on=[*experts, *inputs_from])
+    run.stage(name, inputs, compute, depends_on=[*experts, *inputs_from], ranks="all")
     return name
 
 
