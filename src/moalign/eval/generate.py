@@ -12,41 +12,9 @@ import torch
 
 from moalign import distributed
 from moalign.config import GenerationSettings, ModelConfig
+from moalign.eval.prompt_tokens import cut_at_stop_strings, encode_prompts
 
-
-def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
-    """The text up to the first occurrence of any stop string (RiC/MORLHF's cleaning rule), stripped."""
-    cut = len(text)
-    for stop in stop_strings:
-        pos = text.find(stop)
-        if 0 <= pos < cut:
-            cut = pos
-    return text[:cut].strip()
-
-
-def _special_suffix(tokenizer) -> list[int]:
-    """The special tokens the tokenizer appends after a text (``[eos]`` for some, usually none)."""
-    probe = "a"
-    full = list(tokenizer(probe)["input_ids"])
-    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
-    for start in range(len(full) - len(plain) + 1):
-        if full[start : start + len(plain)] == plain:
-            return full[start + len(plain) :]
-    return []
-
-
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Each prompt's token ids exactly as training starts the sequence: ``tokenizer(prompt)`` with the
-    tokenizer's special tokens (BOS for Llama-2), less any it appends after the text (an EOS would end the
-    prompt before the response starts)."""
-    suffix = _special_suffix(tokenizer)
-    out = []
-    for ids in tokenizer(list(prompts))["input_ids"]:
-        ids = list(ids)
-        if suffix and ids[-len(suffix) :] == suffix:
-            ids = ids[: -len(suffix)]
-        out.append(ids)
-    return out
+__all__ = ["cut_at_stop_strings", "encode_prompts", "generate", "generate_from_dir", "left_pad"]
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from moalign import distributed
 from moalign.config import GenerationSettings
+from moalign.eval.prompt_tokens import cut_at_stop_strings, encode_prompts
 
 PROMPT_SEED_STRIDE = 1_000_003  # the prompt seed is seed * stride + index (as HF generate's batch seeds)
 # vLLM's accepted ``max_lora_rank`` values [INF: vLLM's list of supported ranks]; an adapter's rank is rounded up
@@ -158,8 +159,6 @@ def vllm_generate(model_dir: str | Path, tokenizer, prompts: Sequence[str], sett
     reason = vllm_unavailable_reason()
     if reason is not None:
         raise RuntimeError(f"generation.backend=vllm: {reason}; set generation.backend=hf")
-    from moalign.eval.generate import cut_at_stop_strings, encode_prompts
-
     model = vllm_model(model_dir)
     _check_vocabulary(model, tokenizer, trust_remote_code)
     tokenizer_path = str(model_dir) if (Path(model_dir) / "tokenizer_config.json").is_file() else model.base
