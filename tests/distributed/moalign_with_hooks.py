@@ -5,8 +5,9 @@ environment variable. Launched by tests/test_distributed_e2e.py.
   launcher then stops the other rank), as a crash of one process mid-stage would.
 - ``RECORD_STEPS`` (a file): each rank appends ``<trainer index> <rank> <step>`` for every step it trains.
 - ``RECORD_SHARDING`` (a file): each rank appends, once its first trainer has wrapped the model, a JSON line
-  with the trainer's ``is_fsdp_enabled``, the parameter classes and the element counts it holds locally and in
-  all (FSDP shards each parameter over the ranks; DDP replicates it).
+  with the trainer's ``is_fsdp_enabled``/``is_deepspeed_enabled``, the parameter classes and the element counts
+  it holds locally and in all (FSDP and ZeRO-3 shard each parameter over the ranks, ZeRO-1/2 the optimiser's
+  fp32 copy of it; DDP replicates it).
 - ``CPU_FSDP=1``: accelerate's FSDP gate is lifted for CPUs. Accelerate applies an FSDP config only when the
   processes run on accelerators (``AcceleratorState`` leaves ``MULTI_CPU`` as it is), although torch's FSDP2
   (``fully_shard``) shards over Gloo on CPUs. With the gate lifted, accelerate's own FSDP2 preparation, the
@@ -44,9 +45,24 @@ def lift_the_fsdp_gate() -> None:
 
 def sharding_of(trainer) -> dict:
     params = list(trainer.model_wrapped.parameters())
+    record = {"rank": RANK, "fsdp": trainer.is_fsdp_enabled, "classes": sorted({type(p).__name__ for p in params}),
+              "deepspeed": trainer.is_deepspeed_enabled}
+    if trainer.is_deepspeed_enabled:
+        return {**record, **zero_sharding_of(trainer.model_wrapped)}
     local = [p.to_local() if hasattr(p, "to_local") else p for p in params]
-    return {"rank": RANK, "fsdp": trainer.is_fsdp_enabled, "classes": sorted({type(p).__name__ for p in params}),
-            "local": sum(p.numel() for p in local), "total": sum(p.numel() for p in params)}
+    return {**record, "local": sum(p.numel() for p in local), "total": sum(p.numel() for p in params)}
+
+
+def zero_sharding_of(engine) -> dict:
+    """ZeRO-3: each rank's partition of every parameter; ZeRO-1/2: its partition of the fp32 master weights and
+    optimiser states (the parameters themselves are whole on every rank). Partitions are padded for alignment."""
+    stage = engine.zero_optimization_stage()
+    trainable = [p for p in engine.module.parameters() if p.requires_grad]
+    if stage == 3:
+        return {"zero_stage": 3, "local": sum(p.ds_tensor.numel() for p in trainable),
+                "total": sum(p.ds_numel for p in trainable)}
+    return {"zero_stage": stage, "local": sum(t.numel() for t in engine.optimizer.single_partition_of_fp32_groups),
+            "total": sum(p.numel() for p in trainable)}
 
 
 class Hooks(TrainerCallback):

@@ -147,3 +147,24 @@ def test_stale_partial_build_is_cleared(tmp_path, monkeypatch):
     (stale / "model.safetensors").write_text("half")
     built = tiny.ensure_tiny_model(tmp_path, preset="test")
     assert not stale.exists() and built.name == name and oct(built.stat().st_mode & 0o777) == "0o755"
+
+
+def test_under_a_launch_the_build_runs_in_a_child_without_the_launchers_variables(built, tmp_path, monkeypatch):
+    """Inside torchrun / ``accelerate launch`` (here: their variables) the pre-training Trainer would join the
+    launch's process group while the other ranks wait on the lock; the child sees none of them and builds the
+    same model as one process does."""
+    launch = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "9",
+              "ACCELERATE_USE_DEEPSPEED": "true", "TORCHELASTIC_RUN_ID": "x"}
+    for key, value in launch.items():
+        monkeypatch.setenv(key, value)
+    seen, run = [], tiny.subprocess.run
+
+    def spy(command, *, env, **kwargs):
+        seen.append(env)
+        return run(command, env=env, timeout=300, **kwargs)
+
+    monkeypatch.setattr(tiny.subprocess, "run", spy)
+    child = tiny.ensure_tiny_model(tmp_path, preset="test")
+    assert len(seen) == 1 and not set(launch) & set(seen[0]) and seen[0]["PATH"] == tiny.os.environ["PATH"]
+    a, b = load_file(built / "model.safetensors"), load_file(child / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

@@ -5,7 +5,10 @@ use it generates the pre-training dialogues (:mod:`moalign.data.embedded`), trai
 on them, pre-trains a freshly initialised ``LlamaForCausalLM`` with the transformers ``Trainer`` and caches the
 result under ``$MOALIGN_CACHE`` (default ``~/.cache/moalign``) in ``tiny-<preset>-<key>``. The key hashes the
 recipe, a build version and the corpus itself, so any change to either rebuilds. The folder is built in a
-temporary sibling and renamed into place; a file lock makes concurrent callers wait for one build.
+temporary sibling and renamed into place; a file lock makes concurrent callers wait for one build. Under a
+multi-process launch (torchrun, ``accelerate launch``) the build runs in a child process with the launcher's
+environment removed, so its ``Trainer`` trains one process on the CPU instead of joining the launch's process
+group (DDP, DeepSpeed or FSDP would wait there for ranks that are blocked on the lock).
 
 Deterministic: the corpus and tokenizer are exact functions of the seed; the weights are too on a given
 machine and torch thread count (float reductions may differ in the last bits across thread counts).
@@ -18,6 +21,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -96,12 +101,34 @@ def ensure_tiny_model(cache_dir: str | Path | None = None, preset: str = "defaul
                 shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=root))
             try:
-                build_tiny_model(tmp, recipe)
+                if _under_a_launch():
+                    _build_in_a_clean_process(tmp, preset)
+                else:
+                    build_tiny_model(tmp, recipe)
                 tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model folder
                 os.replace(tmp, final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+# What torchrun and ``accelerate launch`` set for their ranks; the Trainer reads them to join the launch.
+LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                    "ROLE_RANK", "ROLE_NAME", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+LAUNCH_PREFIXES = ("ACCELERATE_", "TORCHELASTIC_", "FSDP_")
+
+
+def _under_a_launch() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _build_in_a_clean_process(out_dir: Path, preset: str) -> None:
+    """``build_tiny_model`` in a child process that sees no launcher variables (one process, on the CPU)."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARIABLES and not k.startswith(LAUNCH_PREFIXES)}
+    done = subprocess.run([sys.executable, "-m", "moalign.models.tiny", str(out_dir), preset], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the tiny model (preset {preset!r}) in a child process failed:\n{done.stderr[-4000:]}")
 
 
 def _is_complete(folder: Path) -> bool:
@@ -240,3 +267,7 @@ def pretrain(model, blocks: list[list[int]], recipe: TinyRecipe, work_dir: Path)
     model.eval()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return round(float(losses[-1]), 4)
+
+
+if __name__ == "__main__":  # the child process of _build_in_a_clean_process: python -m moalign.models.tiny DIR PRESET
+    build_tiny_model(sys.argv[1], PRESETS[sys.argv[2]])

@@ -24,9 +24,11 @@ drops extra columns and backpropagates one scalar; see docs/methods/mgda.md):
 * **gradient** (MGDA family, or any weighting with ``per_objective_gradients=True``): per objective a forward
   and ``torch.autograd.grad`` of L_k into row k of a (K, D) buffer, accumulated over the gradient-accumulation
   micro-batches; at the optimiser step the weighting sees the losses and the Gram matrix of the buffer and
-  ``p.grad = sum_k c_k g_k`` is written for the Trainer's clip + step. With ``grad_layers = n > 0`` only the
-  last n decoder layers' gradients feed the Gram (GAPO's memory saving) and the update is one backward of
-  sum_k c_k L_k, with coefficients chosen per micro-batch.
+  ``p.grad = sum_k c_k g_k`` is written for the Trainer's clip + step (under DeepSpeed ZeRO-1/2, whose
+  optimiser reads its own backward hooks, the engine gets it as the backward of sum_p <p, g_p>). With
+  ``grad_layers = n > 0`` only the last n decoder layers' gradients feed the Gram (GAPO's memory saving) and
+  the update is one backward of sum_k c_k L_k, with coefficients chosen per micro-batch. FSDP and ZeRO-3,
+  which shard the parameters themselves, are refused on this path.
 """
 
 from __future__ import annotations
@@ -122,14 +124,21 @@ class MultiObjectivePreferenceTrainer(Trainer):
     def _check_gradient_path_support(self) -> None:
         if not self.gradient_path:
             return
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if self.is_fsdp_enabled or self._zero_stage() == 3:
+            engine = "FSDP" if self.is_fsdp_enabled else "DeepSpeed ZeRO-3"
             raise ValueError(
-                "per-objective gradients (MGDA family) need each objective's full gradient, which DeepSpeed "
-                "ZeRO and FSDP shard across processes; use plain DDP (accelerate multi-GPU, no ZeRO/FSDP), or "
-                "grad_layers > 0 with ZeRO stage 0-1, or a linear weighting. See docs/methods/mgda.md."
+                f"per-objective gradients (MGDA family) need each objective's full gradient, but {engine} splits "
+                "every parameter over the processes; use plain DDP (accelerate multi-GPU), DeepSpeed ZeRO-1/2 "
+                "(configs/accelerate/zero2.yaml), or a linear weighting. See docs/methods/mgda.md."
             )
         if self.args.fp16:
             raise ValueError("per-objective gradients do not support fp16 loss scaling; use bf16 or float32")
+
+    def _zero_stage(self) -> int | None:
+        """DeepSpeed's ZeRO stage (None without DeepSpeed)."""
+        if not self.is_deepspeed_enabled:
+            return None
+        return int(self.accelerator.state.deepspeed_plugin.zero_stage)
 
     def _grad_params(self, model) -> list[torch.nn.Parameter]:
         """Trainable parameters whose gradients feed the weighting (all, or the last ``grad_layers`` layers)."""
@@ -291,14 +300,26 @@ class MultiObjectivePreferenceTrainer(Trainer):
         gram = (buffer @ buffer.T).double().cpu()
         coef = self.weighting.coefficients(losses.clone(), gram)
         combined = coef.to(buffer.device, buffer.dtype) @ buffer
-        offset = 0
-        for p in params:
-            piece = combined[offset : offset + p.numel()].view_as(p).to(p.dtype)
-            p.grad = piece.clone() if p.grad is None else p.grad + piece
-            offset += p.numel()
+        pieces = _unflatten(combined, params)
+        if self.is_deepspeed_enabled:
+            self._backward_as_gradient(params, pieces)
+        else:
+            for p, piece in zip(params, pieces):
+                p.grad = piece.clone() if p.grad is None else p.grad + piece
         self._record(losses, coef, metrics)
         self._buffer.zero_()
         self._loss_acc.zero_()
+
+    def _backward_as_gradient(self, params, pieces) -> None:
+        """DeepSpeed ZeRO-1/2: hand the combined gradient to the engine as the backward of sum_p <p, g_p>.
+
+        ZeRO's optimiser takes gradients from its own backward hooks (reduced and partitioned there), not from
+        ``p.grad``; the gradient of that surrogate with respect to p is exactly g_p, so the engine reduces,
+        clips and steps it as any other backward. Every rank holds the same (already averaged) g, so ZeRO's
+        average over ranks leaves it as it is.
+        """
+        surrogate = sum((p * piece.detach()).sum() for p, piece in zip(params, pieces))
+        self._backward(surrogate)
 
     def _partial_gradient_step(self, model, batches) -> torch.Tensor:
         """Gram from the last layers' gradients; one backward of sum_k c_k L_k through every parameter."""
@@ -398,3 +419,12 @@ def _add_flat(row: torch.Tensor, grads, params, scale: float) -> torch.Tensor:
             row[offset : offset + p.numel()].add_(g.reshape(-1).to(row.dtype), alpha=scale)
         offset += p.numel()
     return row
+
+
+def _unflatten(flat: torch.Tensor, params) -> list[torch.Tensor]:
+    """The pieces of a flat (D,) vector shaped and typed as each parameter (the inverse of ``_add_flat``)."""
+    pieces, offset = [], 0
+    for p in params:
+        pieces.append(flat[offset : offset + p.numel()].view_as(p).to(p.dtype))
+        offset += p.numel()
+    return pieces
