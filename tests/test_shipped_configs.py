@@ -39,3 +39,26 @@ def test_every_registered_method_ships_an_embedded_config():
     from moalign.methods.registry import METHOD_MODULES, default_config_path
 
     assert [m for m in METHOD_MODULES if default_config_path(m) is None] == []
+
+
+MULTI = re.compile(r"^# accelerate launch --config_file (configs/accelerate/\S+\.yaml) -m moalign (train \w+ configs/\S+)",
+                   flags=re.M)
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("real/*.yaml")), ids=lambda p: p.name)
+def test_every_real_config_names_a_multi_process_launch_of_itself(path):
+    """Beside its one-GPU line, each real config names an ``accelerate launch`` over several processes whose
+    accelerate config exists and loads with accelerate's own reader."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    first = launch_line(path)
+    launches = {config: command for config, command in MULTI.findall(path.read_text(encoding="utf-8"))}
+    several = {}
+    for config in launches:
+        loaded = load_config_from_file(str(ROOT.parent / config))
+        if loaded.num_processes > 1:
+            several[config] = loaded.distributed_type
+    assert several, f"{path}: no launch line over several processes among {sorted(launches)}"
+    assert all(launches[c] == f"{first.group(1)} {first.group(3)}" for c in several)
+    assert set(several.values()) <= {DistributedType.MULTI_GPU, DistributedType.DEEPSPEED, DistributedType.FSDP}

@@ -109,3 +109,27 @@ def test_trained_versions_name_the_stage_hash_of_every_model_folder_a_descriptio
         again = trained_versions(experts, run.root)
         assert again["sipo/expert/a"] == first[1]["sipo/expert/a"] and again["sipo/expert/b"] != first[1]["sipo/expert/b"]
     assert trained_versions({"type": "base", "path": "embedded"}, tmp_path) == {}
+
+
+def test_a_checkpoint_family_loads_a_folders_model_on_first_use_and_once(tmp_path, tiny_lm_dir, monkeypatch):
+    """The tokenizer comes with the policy, the HF model only when ``hf_model`` asks for it (a vLLM decode
+    never does); it is kept while the next w names the same folder, and loaded in float32 on a CPU whatever the
+    decode's dtype (a family that names its dtype, as the base model's, keeps it)."""
+    import moalign.models.load as load
+
+    loads, real = [], load.load_policy_model
+    monkeypatch.setattr(load, "load_policy_model", lambda path, *a, **k: loads.append((path, k["dtype"])) or real(path, *a, **k))
+    shared = str(tiny_lm_dir)
+    family = CheckpointFamily("per-w", {(1.0, 0.0): shared, (0.5, 0.5): shared})
+    with family.policy([1.0, 0.0]) as policy:
+        assert policy.model is None and loads == []
+        assert policy.tokenizer.get_vocab() == load.load_policy_tokenizer(shared).get_vocab()
+        first = policy.hf_model("bfloat16")
+        assert policy.hf_model("bfloat16") is first
+    with family.policy([0.5, 0.5]) as policy:  # the same folder: the same model, no second load
+        assert policy.model is first and policy.hf_model("bfloat16") is first
+    assert loads == [(shared, "float32")] and str(next(first.parameters()).dtype) == "torch.float32"
+    base = SharedModelFamily("base", shared, dtype="bfloat16")
+    with base.policy([1.0, 0.0]) as policy:
+        assert str(next(policy.hf_model().parameters()).dtype) == "torch.bfloat16"
+    assert loads[-1] == (shared, "bfloat16")

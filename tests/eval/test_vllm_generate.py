@@ -195,7 +195,14 @@ def test_an_adapter_with_added_tokens_is_refused(fake_vllm, tiny_lm_dir, lora_ex
     assert fake_vllm.built == []
 
 
-def test_the_harness_decodes_a_checkpoint_family_with_vllm(fake_vllm, tmp_path, tiny_lm_dir, prompts_file, rewards):
+def test_the_harness_decodes_a_checkpoint_family_with_vllm(fake_vllm, tmp_path, tiny_lm_dir, prompts_file, rewards,
+                                                           monkeypatch):
+    import moalign.models.load as load
+
+    def no_hf_model(*args, **kwargs):
+        raise AssertionError("the HF model was loaded, though vLLM decodes the folder")
+
+    monkeypatch.setattr(load, "load_policy_model", no_hf_model)
     config = make_config(tmp_path / "run", tiny_lm_dir, prompts_file, grid="list:1,0;0,1")
     config.eval.generation.backend = "vllm"
     config.eval.generation.stop_strings = ["\n\nHuman:"]

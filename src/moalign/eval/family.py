@@ -32,7 +32,9 @@ class Policy:
     ``generate``, when set, is called instead of ``model.generate`` (a decoder that is not one HF model, such
     as MOD's K experts; see :func:`moalign.eval.generate.generate`). ``source`` is the folder (or Hub id) that
     holds exactly this policy's weights, when there is one: ``generation.backend: vllm`` decodes it there; a
-    policy that exists only in memory (a soup, Panacea at w, MOD) has none."""
+    policy that exists only in memory (a soup, Panacea at w, MOD) has none. A family that loads the HF model
+    only when it is used leaves ``model`` None and sets ``load_model(dtype)``: read it through
+    :meth:`hf_model`, so that a vLLM decode of ``source`` never holds a second copy of the weights."""
 
     model: Any
     tokenizer: Any
@@ -40,6 +42,14 @@ class Policy:
     generation_overrides: dict = field(default_factory=dict)
     generate: Callable | None = None
     source: str | None = None
+    load_model: Callable[[str], Any] | None = None
+
+    def hf_model(self, dtype: str = "float32"):
+        """The HF model that decodes this policy, loaded now (in ``dtype`` where the family loads in the decode's
+        dtype) when the family deferred it."""
+        if self.model is None and self.load_model is not None:
+            self.model = self.load_model(dtype)
+        return self.model
 
 
 @runtime_checkable
@@ -63,13 +73,16 @@ class CheckpointFamily:
     sanity check: every point of its front coincides up to sampling noise... and exactly, with one seed.
     """
 
-    def __init__(self, name: str, checkpoints: dict[tuple[float, ...], str | Path], loader: Callable | None = None):
+    def __init__(self, name: str, checkpoints: dict[tuple[float, ...], str | Path], *, dtype: str | None = None,
+                 trust_remote_code: bool = False):
         self.name = name
         self.checkpoints = {tuple(round(float(x), 6) for x in k): str(v) for k, v in checkpoints.items()}
         self.grid = PreferenceGrid.from_points(list(self.checkpoints)) if self.checkpoints else None
         self._by_tag = {self.grid.tag(k): v for k, v in self.checkpoints.items()} if self.grid else {}
-        self._loader = loader
-        self._cache: tuple[str, Any] | None = None
+        self.dtype, self.trust_remote_code = dtype, trust_remote_code
+        self._path: str | None = None  # the folder whose tokenizer (and, once used, model) is held
+        self._tokenizer: Any = None
+        self._model: Any = None
 
     def checkpoint_for(self, w: Sequence[float]) -> str:
         """The folder trained for ``w``, found by its preference tag."""
@@ -81,14 +94,28 @@ class CheckpointFamily:
 
     @contextmanager
     def policy(self, w: np.ndarray) -> Iterator[Policy]:
+        """The folder's policy; its HF model is loaded on first use (:meth:`Policy.hf_model`) and kept while the
+        next w names the same folder."""
         path = self.checkpoint_for(w)
-        if self._cache is None or self._cache[0] != path:
-            from moalign.models.load import load_policy  # imports torch
+        if self._path != path:
+            from moalign.models.load import load_policy_tokenizer  # imports transformers
 
-            loader = self._loader or load_policy
-            self._cache = (path, loader(path))
-        model, tokenizer = self._cache[1]
-        yield Policy(model=model, tokenizer=tokenizer, source=path)  # a loader loads the folder's weights as saved
+            self._path, self._model = path, None  # the previous folder's model is let go first
+            self._tokenizer = load_policy_tokenizer(path, trust_remote_code=self.trust_remote_code)
+        yield Policy(model=self._model, tokenizer=self._tokenizer, source=path, load_model=self._load_model)
+
+    def _load_model(self, dtype: str):
+        """The current folder's model as saved: in ``self.dtype`` when the family names one, else in the
+        decode's ``dtype`` on a GPU and in float32 on the CPU (where bf16 decoding is slow and inexact)."""
+        import torch
+
+        from moalign.models.load import load_policy_model  # imports torch
+
+        if self._model is None:
+            load_dtype = self.dtype or (dtype if torch.cuda.is_available() else "float32")
+            self._model = load_policy_model(self._path, len(self._tokenizer), dtype=load_dtype,
+                                            trust_remote_code=self.trust_remote_code)
+        return self._model
 
     def describe(self) -> dict:
         """Checkpoints keyed by preference tag, with each tag's exact preference vector."""
@@ -99,8 +126,8 @@ class CheckpointFamily:
 class SharedModelFamily(CheckpointFamily):
     """The same checkpoint for every w (e.g. the base model): a family whose front is one point."""
 
-    def __init__(self, name: str, path: str | Path, loader: Callable | None = None):
-        super().__init__(name, {}, loader)
+    def __init__(self, name: str, path: str | Path, *, dtype: str | None = None, trust_remote_code: bool = False):
+        super().__init__(name, {}, dtype=dtype, trust_remote_code=trust_remote_code)
         self.path = str(path)
 
     def checkpoint_for(self, w: Sequence[float]) -> str:

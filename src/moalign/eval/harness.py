@@ -260,13 +260,7 @@ def resolve_family(config: RunConfig, run: Run) -> PolicyFamily:
     if (run.root / "family.json").is_file():
         return load_family(run.root / "family.json")
     model = config.model
-
-    def loader(path):
-        from moalign.models.load import load_policy
-
-        return load_policy(path, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
-
-    return SharedModelFamily("base", model.name_or_path, loader=loader)
+    return SharedModelFamily("base", model.name_or_path, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
 
 
 def evaluate_config(

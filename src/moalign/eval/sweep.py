@@ -85,14 +85,14 @@ def _generate(policy, prompts: list[str], settings: GenerationSettings, seed: in
 
     if settings.backend == "vllm":
         return _vllm_generate(policy, prompts, settings, seed, dtype, trust_remote_code)
-    on_accelerator(policy.model, dtype)
-    return generate(policy.model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
+    model = on_accelerator(policy.hf_model(dtype), dtype)
+    return generate(model, policy.tokenizer, prompts, settings, seed=seed, progress=progress,
                     generate_fn=getattr(policy, "generate", None), sharded=True, **policy.generation_overrides)
 
 
 def _vllm_generate(policy, prompts: list[str], settings: GenerationSettings, seed: int, dtype: str,
                    trust_remote_code: bool) -> list[str] | None:
-    """The policy's saved folder decoded by vLLM (its HF model stays where the family put it, on the CPU)."""
+    """The policy's saved folder decoded by vLLM (a family that defers its HF model never loads it here)."""
     import dataclasses
 
     from moalign.eval.vllm_generate import vllm_generate

@@ -84,14 +84,21 @@ def load_policy(path: str | Path, dtype: str = "float32", trust_remote_code: boo
     """
     path = str(path)
     tokenizer = load_policy_tokenizer(path, trust_remote_code=trust_remote_code)
+    return load_policy_model(path, len(tokenizer), dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
+
+
+def load_policy_model(path: str | Path, vocab_size: int, dtype: str = "float32", trust_remote_code: bool = False):
+    """The model of :func:`load_policy` alone; an adapter's base is resized to the policy's ``vocab_size``
+    (``len`` of its tokenizer) when the adapter's training added tokens."""
+    path = str(path)
     if not is_adapter_dir(path):
-        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
+        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code)
     base_name = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
     base = load_causal_lm(base_name, dtype=dtype, trust_remote_code=trust_remote_code)
-    if len(tokenizer) > base.get_input_embeddings().weight.shape[0]:
-        base.resize_token_embeddings(len(tokenizer))
+    if vocab_size > base.get_input_embeddings().weight.shape[0]:
+        base.resize_token_embeddings(vocab_size)
     from moalign.models.svd_lora import load_peft_folder  # imports peft; knows Panacea's SVD-LoRA folders
 
     model = load_peft_folder(base, path)
     model.eval()
-    return model, tokenizer
+    return model

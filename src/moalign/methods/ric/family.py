@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moalign.eval.family import Policy, described_path
+from moalign.eval.family import Policy, SharedModelFamily, described_path
 from moalign.methods.ric.conditioning import condition_prompt, map_preference
 
 FACTORY = "moalign.methods.ric.family:family_from_description"
@@ -36,7 +37,7 @@ class RicFamily:
         self.high = [float(x) for x in high]
         self.assistant_tag = assistant_tag
         self.prompt_style = prompt_style
-        self._loaded = None
+        self._model = SharedModelFamily(name, self.path)  # the one folder, its HF model loaded on first use
 
     def targets(self, w) -> np.ndarray:
         """The reward targets written into the prompt for preference ``w``."""
@@ -51,12 +52,9 @@ class RicFamily:
 
     @contextmanager
     def policy(self, w) -> Iterator[Policy]:
-        if self._loaded is None:
-            from moalign.models.load import load_policy
-
-            self._loaded = load_policy(self.path)
-        model, tokenizer = self._loaded
-        yield Policy(model=model, tokenizer=tokenizer, format_prompt=partial(self.format_prompt, w=w), source=self.path)
+        self.targets(w)  # a preference of the wrong length is refused before anything loads
+        with self._model.policy(w) as policy:
+            yield dataclasses.replace(policy, format_prompt=partial(self.format_prompt, w=w))
 
     def describe(self) -> dict:
         return {

@@ -29,7 +29,7 @@ def mod_responses(family: MODFamily, w, prompts: Sequence[str], settings: Genera
     from moalign.eval.generate import generate
 
     with family.policy(np.asarray(w, dtype=float)) as policy:
-        return generate(policy.model, policy.tokenizer, list(prompts), settings, seed=seed, progress=True,
+        return generate(policy.hf_model(), policy.tokenizer, list(prompts), settings, seed=seed, progress=True,
                         generate_fn=policy.generate, sharded=True)
 
 
