@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import math
 import re
 import types
@@ -216,6 +217,17 @@ def check_training_arguments(extra: Any) -> None:
 
 
 GENERATION_BACKENDS = ("hf", "vllm")
+
+
+def vllm_unavailable_reason() -> str | None:
+    """Why vLLM cannot generate on this machine (not installed; no GPU), or None when it can."""
+    if importlib.util.find_spec("vllm") is None:
+        return "the vllm package is not installed (pip install vllm, on a machine with a CUDA GPU)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "vLLM needs a CUDA GPU and this machine has none"
+    return None
 
 
 @dataclass

@@ -197,6 +197,8 @@ def test_the_rlhf_variant_refuses_tche_and_per_sample_and_checks_its_fields():
         PanaceaConfig(variant="rlhf", aggregation="tche")
     with pytest.raises(ConfigError, match="per_sample=true with method.variant='rlhf'.*per generation batch"):
         PanaceaConfig(variant="rlhf", per_sample=True)
+    with pytest.raises(ConfigError, match="grpo.backend=vllm with method.variant='rlhf'.*SVD-LoRA.*backend=hf"):
+        load_run_config("configs/embedded/panacea_rlhf.yaml", ["method.grpo.backend=vllm"], method_cls=PanaceaConfig)
     with pytest.raises(ConfigError, match="method.reward_scale='z'.*raw, zscore"):
         PanaceaConfig(variant="rlhf", reward_scale="z")
     with pytest.raises(ConfigError, match="method.max_prompts"):

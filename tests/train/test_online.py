@@ -110,6 +110,36 @@ def test_beta_zero_and_bad_settings_are_refused(tiny_lm_dir, tmp_path):
         build_grpo_trainer(tiny_lm_dir, PROMPTS, rewards, (0.5, 0.6), GRPOSettings(), TrainSettings(), tmp_path, seed=0)
 
 
+def test_the_vllm_rollout_backend_is_trls_own_and_refused_where_vllm_cannot_run(tmp_path, monkeypatch):
+    """``grpo.backend=vllm`` sets TRL's ``use_vllm`` with the engine settings; on a machine without vLLM or a GPU
+    it is refused with the reason and the way back; the setting leaves existing MORLHF stage hashes alone."""
+    import dataclasses
+
+    import moalign.train.online as online
+    from moalign.config import to_dict
+    from moalign.pipeline import inputs_hash
+
+    monkeypatch.setattr(online, "vllm_unavailable_reason", lambda: "vLLM needs a CUDA GPU and this machine has none")
+    with pytest.raises(ConfigError, match="grpo.backend=vllm: vLLM needs a CUDA GPU.*set grpo.backend=hf"):
+        online.grpo_config(GRPOSettings(backend="vllm"), TrainSettings(), tmp_path, 0, (0.5, 0.5))
+    monkeypatch.setattr(online, "vllm_unavailable_reason", lambda: None)
+    settings = GRPOSettings(backend="vllm", vllm_mode="server", vllm_gpu_memory_utilization=0.6)
+    assert settings.trl_generation_kwargs() == {"use_vllm": True, "vllm_mode": "server",
+                                                "vllm_gpu_memory_utilization": 0.6}
+    trl_config = online.grpo_config(GRPOSettings(backend="vllm"), TrainSettings(), tmp_path, 0, (0.5, 0.5))
+    assert (trl_config.use_vllm, trl_config.vllm_mode, trl_config.vllm_gpu_memory_utilization) == (True, "colocate", 0.3)
+    assert online.grpo_config(GRPOSettings(), TrainSettings(), tmp_path, 0, (0.5, 0.5)).use_vllm is False
+    with pytest.raises(ConfigError, match="grpo.backend"):
+        GRPOSettings(backend="sglang")
+    with pytest.raises(ConfigError, match="grpo.vllm_mode"):
+        GRPOSettings(vllm_mode="remote")
+    before = {k: v for k, v in to_dict(GRPOSettings()).items()
+              if k not in ("backend", "vllm_mode", "vllm_gpu_memory_utilization")}
+    assert inputs_hash({"grpo": GRPOSettings()}) == inputs_hash({"grpo": before})
+    assert inputs_hash({"grpo": dataclasses.replace(GRPOSettings(), vllm_mode="server")}) == inputs_hash({"grpo": before})
+    assert inputs_hash({"grpo": GRPOSettings(backend="vllm")}) != inputs_hash({"grpo": before})
+
+
 def _settings(steps: int, save_steps: int = 0, lora: int = 0):
     grpo = GRPOSettings(num_generations=2, max_completion_length=8, temperature=1.0)
     train = TrainSettings(learning_rate=1e-3, max_steps=steps, per_device_train_batch_size=4, logging_steps=1,

@@ -18,7 +18,6 @@ W-th prompt; the main rank gathers the responses in order.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import zlib
 from collections.abc import Sequence
@@ -26,23 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moalign import distributed
-from moalign.config import GenerationSettings
+from moalign.config import GenerationSettings, vllm_unavailable_reason
 from moalign.eval.prompt_tokens import cut_at_stop_strings, encode_prompts
+
+__all__ = ["vllm_unavailable_reason", "vllm_generate", "prompt_seed", "sampling_kwargs", "vllm_model"]
 
 PROMPT_SEED_STRIDE = 1_000_003  # the prompt seed is seed * stride + index (as HF generate's batch seeds)
 # vLLM's accepted ``max_lora_rank`` values [INF: vLLM's list of supported ranks]; an adapter's rank is rounded up
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-
-
-def vllm_unavailable_reason() -> str | None:
-    """Why vLLM cannot generate on this machine (not installed; no GPU), or None when it can."""
-    if importlib.util.find_spec("vllm") is None:
-        return "the vllm package is not installed (pip install vllm, on a machine with a CUDA GPU)"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "vLLM needs a CUDA GPU and this machine has none"
-    return None
 
 
 def prompt_seed(seed: int, index: int) -> int:

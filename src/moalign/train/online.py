@@ -42,13 +42,23 @@ import functools
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from moalign.config import ConfigError, ModelConfig, TrainSettings, check_choice, check_range
+from moalign.config import (
+    ADDED_LATER,
+    ENGINE_SETTING,
+    GENERATION_BACKENDS,
+    ConfigError,
+    ModelConfig,
+    TrainSettings,
+    check_choice,
+    check_range,
+    vllm_unavailable_reason,
+)
 from moalign.train.args import check_sharding, training_kwargs
 from moalign.train.schedule import PreferenceSchedule
 
@@ -57,6 +67,7 @@ SCHEDULE_FILE = "preference_schedule.json"  # in each checkpoint of a preference
 AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 SCALINGS = ("group", "batch", "none")
 LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo", "cispo", "sapo")
+VLLM_MODES = ("colocate", "server")  # TRL's: an engine in each training process, or `trl vllm-serve` elsewhere
 
 
 @dataclass
@@ -74,6 +85,11 @@ class GRPOSettings:
     loss_type: str = "dapo"  # TRL's default token-level aggregation of the loss
     num_iterations: int = 1  # policy updates per generated batch (GRPO's mu)
     epsilon: float = 0.2  # ratio clipping
+    # who samples the rollouts: "hf" the policy itself (transformers' generate inside TRL); "vllm" TRL's own vLLM
+    # integration (GRPOConfig.use_vllm; weights synced to the engine each step), on a GPU with vLLM installed
+    backend: str = field(default="hf", metadata=ADDED_LATER)
+    vllm_mode: str = field(default="colocate", metadata=ENGINE_SETTING)  # | server (`trl vllm-serve` on other GPUs)
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata=ENGINE_SETTING)  # colocate: the engine's share
 
     def __post_init__(self) -> None:
         if isinstance(self.beta, (int, float)) and not isinstance(self.beta, bool) and self.beta == 0:
@@ -92,6 +108,19 @@ class GRPOSettings:
         check_choice("grpo.loss_type", self.loss_type, LOSS_TYPES)
         check_range("grpo.num_iterations", self.num_iterations, low=1, integer=True)
         check_range("grpo.epsilon", self.epsilon, low=0, strict=True)
+        check_choice("grpo.backend", self.backend, GENERATION_BACKENDS)
+        check_choice("grpo.vllm_mode", self.vllm_mode, VLLM_MODES)
+        check_range("grpo.vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, low=0, high=1, strict=True)
+
+    def trl_generation_kwargs(self) -> dict:
+        """The ``GRPOConfig`` fields of the rollout backend; ConfigError when vLLM cannot run on this machine."""
+        if self.backend == "hf":
+            return {"use_vllm": False}
+        reason = vllm_unavailable_reason()
+        if reason is not None:
+            raise ConfigError(f"grpo.backend=vllm: {reason}; set grpo.backend=hf to sample with the policy itself")
+        return {"use_vllm": True, "vllm_mode": self.vllm_mode,
+                "vllm_gpu_memory_utilization": self.vllm_gpu_memory_utilization}
 
 
 class ObjectiveReward:
@@ -157,7 +186,7 @@ def grpo_config(settings: GRPOSettings, train: TrainSettings, output_dir: str | 
         top_p=settings.top_p, top_k=settings.top_k, multi_objective_aggregation=settings.aggregation,
         scale_rewards=settings.scale_rewards, loss_type=settings.loss_type,
         num_iterations=settings.num_iterations, epsilon=settings.epsilon,
-        reward_weights=[float(x) for x in weights], log_completions=False,
+        reward_weights=[float(x) for x in weights], log_completions=False, **settings.trl_generation_kwargs(),
     )
 
 

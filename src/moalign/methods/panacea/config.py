@@ -84,6 +84,11 @@ class PanaceaConfig:
                 "(a per-completion min_k lambda_k (r_k - z_k) optimises E[min], another objective), and z in reward "
                 "units is not given (docs/methods/panacea.md); use method.aggregation=ls, or variant dpo / sft "
                 "for tche")
+        if self.grpo.backend == "vllm":
+            raise ConfigError(
+                "method.grpo.backend=vllm with method.variant='rlhf': TRL hands the vLLM engine the policy's weights, "
+                "not the lambda written into Panacea's SVD-LoRA layers for each generation batch, so the rollouts "
+                "would come from another policy; set method.grpo.backend=hf")
         if self.per_sample:
             raise ConfigError(
                 "method.per_sample=true with method.variant='rlhf': the RLHF variant draws one lambda per generation "
