@@ -37,7 +37,7 @@ class RicFamily:
         self.high = [float(x) for x in high]
         self.assistant_tag = assistant_tag
         self.prompt_style = prompt_style
-        self._model = SharedModelFamily(name, self.path)  # the one folder, its HF model loaded on first use
+        self._folder = SharedModelFamily(name, self.path)  # the one folder, its HF model loaded on first use
 
     def targets(self, w) -> np.ndarray:
         """The reward targets written into the prompt for preference ``w``."""
@@ -53,7 +53,7 @@ class RicFamily:
     @contextmanager
     def policy(self, w) -> Iterator[Policy]:
         self.targets(w)  # a preference of the wrong length is refused before anything loads
-        with self._model.policy(w) as policy:
+        with self._folder.policy(w) as policy:
             yield dataclasses.replace(policy, format_prompt=partial(self.format_prompt, w=w))
 
     def describe(self) -> dict:
