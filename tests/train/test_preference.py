@@ -208,3 +208,41 @@ def test_start_from_a_merged_model(tmp_path, tiny_lm_dir):
             if "lora_" not in n}
     for n, p in merged.named_parameters():
         torch.testing.assert_close(base[n], p, atol=0, rtol=0)
+
+
+def _engine(*, fsdp=False, fsdp2=False, zero_stage=None, grad_layers=0, fp16=False):
+    """The attributes the gradient-path check reads, as a trainer under that engine would have them."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(gradient_path=True, is_fsdp_enabled=fsdp, _fsdp2=fsdp2, _zero_stage=lambda: zero_stage,
+                           grad_layers=grad_layers, args=SimpleNamespace(fp16=fp16))
+
+
+@pytest.mark.parametrize(("engine", "reason"), [
+    (dict(zero_stage=3), "DeepSpeed ZeRO-3 splits every parameter"),
+    (dict(fsdp=True), "FSDP1 splits every parameter .* set fsdp_version: 2"),
+    (dict(fsdp=True, fsdp2=True, grad_layers=1), "grad_layers > 0 .* use grad_layers=0 under FSDP2"),
+    (dict(fp16=True), "fp16 loss scaling"),
+])
+def test_the_gradient_path_refuses_the_engines_it_cannot_read_gradients_from(engine, reason):
+    from moalign.train.preference import MultiObjectivePreferenceTrainer
+
+    with pytest.raises(ValueError, match=reason):
+        MultiObjectivePreferenceTrainer._check_gradient_path_support(_engine(**engine))
+
+
+@pytest.mark.parametrize("engine", [dict(), dict(zero_stage=1), dict(zero_stage=2), dict(fsdp=True, fsdp2=True)])
+def test_the_gradient_path_runs_under_ddp_zero_1_2_and_fsdp2(engine):
+    from moalign.train.preference import MultiObjectivePreferenceTrainer
+
+    assert MultiObjectivePreferenceTrainer._check_gradient_path_support(_engine(**engine)) is None
+
+
+def test_the_gram_matrix_is_accumulated_in_float64_over_column_blocks():
+    from moalign.train.preference import _gram
+
+    rows = torch.randn(3, 23, generator=torch.Generator().manual_seed(0))
+    exact = rows.double() @ rows.double().T
+    for block in (1, 5, 23, 1 << 22):  # blocks that split the columns unevenly, and one block for all
+        gram = _gram(rows, block=block)
+        assert gram.dtype == torch.float64 and torch.allclose(gram, exact, rtol=0, atol=1e-12)

@@ -27,8 +27,10 @@ drops extra columns and backpropagates one scalar; see docs/methods/mgda.md):
   ``p.grad = sum_k c_k g_k`` is written for the Trainer's clip + step (under DeepSpeed ZeRO-1/2, whose
   optimiser reads its own backward hooks, the engine gets it as the backward of sum_p <p, g_p>). With
   ``grad_layers = n > 0`` only the last n decoder layers' gradients feed the Gram (GAPO's memory saving) and
-  the update is one backward of sum_k c_k L_k, with coefficients chosen per micro-batch. FSDP and ZeRO-3,
-  which shard the parameters themselves, are refused on this path.
+  the update is one backward of sum_k c_k L_k, with coefficients chosen per micro-batch. Under FSDP2 the
+  buffer holds this rank's shard of each objective's gradient (FSDP's own backward reduces and shards it), and
+  the Gram matrix is the sum of the ranks' partial Grams. FSDP1 and ZeRO-3, whose gradients live in flat or
+  engine-held partitions, are refused on this path, as is ``grad_layers`` under FSDP2.
 """
 
 from __future__ import annotations
@@ -124,15 +126,32 @@ class MultiObjectivePreferenceTrainer(Trainer):
     def _check_gradient_path_support(self) -> None:
         if not self.gradient_path:
             return
-        if self.is_fsdp_enabled or self._zero_stage() == 3:
-            engine = "FSDP" if self.is_fsdp_enabled else "DeepSpeed ZeRO-3"
+        supported = ("use FSDP2 (configs/accelerate/fsdp.yaml), plain DDP (accelerate multi-GPU), DeepSpeed ZeRO-1/2 "
+                     "(configs/accelerate/zero2.yaml), or a linear weighting. See docs/methods/mgda.md.")
+        if self._zero_stage() == 3:
             raise ValueError(
-                f"per-objective gradients (MGDA family) need each objective's full gradient, but {engine} splits "
-                "every parameter over the processes; use plain DDP (accelerate multi-GPU), DeepSpeed ZeRO-1/2 "
-                "(configs/accelerate/zero2.yaml), or a linear weighting. See docs/methods/mgda.md."
+                "per-objective gradients (MGDA family) need each objective's gradient, but DeepSpeed ZeRO-3 splits "
+                "every parameter over the processes and keeps the gradient partitions inside its engine, "
+                f"summed over backwards; {supported}"
+            )
+        if self.is_fsdp_enabled and not self._fsdp2:
+            raise ValueError(
+                "per-objective gradients (MGDA family) need each objective's gradient per parameter, but FSDP1 "
+                f"splits every parameter over the processes as flat shards; set fsdp_version: 2, or {supported}"
+            )
+        if self._fsdp2 and self.grad_layers > 0:
+            raise ValueError(
+                "grad_layers > 0 takes its partial gradients with torch.autograd.grad, which FSDP2's sharded "
+                "parameters do not reduce; use grad_layers=0 under FSDP2 (its gradient buffer is sharded already), "
+                "or DDP / DeepSpeed ZeRO-1/2 for grad_layers. See docs/methods/mgda.md."
             )
         if self.args.fp16:
             raise ValueError("per-objective gradients do not support fp16 loss scaling; use bf16 or float32")
+
+    @property
+    def _fsdp2(self) -> bool:
+        """Whether torch's FSDP2 (``fully_shard``) shards the model: its parameters and gradients are DTensors."""
+        return bool(self.is_fsdp_enabled and self.accelerator.is_fsdp2)
 
     def _zero_stage(self) -> int | None:
         """DeepSpeed's ZeRO stage (None without DeepSpeed)."""
@@ -277,32 +296,66 @@ class MultiObjectivePreferenceTrainer(Trainer):
         """Per-objective gradients into the (K, D) buffer; combine at the optimiser step."""
         policy = self.accelerator.unwrap_model(model)
         params = self._grad_params(policy)
-        if self._buffer is None:
-            dtype = torch.promote_types(params[0].dtype, torch.float32)
-            self._buffer = torch.zeros(len(batches), sum(p.numel() for p in params), dtype=dtype, device=params[0].device)
-            self._loss_acc = torch.zeros(len(batches), dtype=torch.float64)
+        self._allocate_buffer(len(batches), params)
         scale, metrics, step_loss = self._scale(), {}, 0.0
         for k, batch in enumerate(batches):
             loss, metrics[k] = self.objective_loss(policy, batch, k)
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            _add_flat(self._buffer[k], grads, params, scale)
+            if self._fsdp2:
+                grads = self._sharded_gradient(policy, loss, params)
+            else:
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+            _add_flat(self._buffer[k], grads, [_local(p) for p in params], scale)
             self._loss_acc[k] += loss.detach().double().cpu() * scale
             step_loss += loss.detach() * scale / len(batches)
         if self.accelerator.sync_gradients:
             self._apply_buffer(params, metrics)
         return step_loss
 
+    def _allocate_buffer(self, num_objectives: int, params) -> None:
+        """The (K, D) float32 buffer (D: this rank's elements of the parameters; all of them unless sharded)."""
+        if self._buffer is not None:
+            return
+        if self._fsdp2 and not all(_is_dtensor(p) for p in params):
+            raise ValueError("per-objective gradients under FSDP2 need every trainable parameter sharded by FSDP, but "
+                             f"{sum(not _is_dtensor(p) for p in params)} are not (added after fully_shard?); "
+                             "see docs/methods/mgda.md")
+        local = [_local(p) for p in params]
+        dtype = torch.promote_types(local[0].dtype, torch.float32)
+        self._buffer = torch.zeros(num_objectives, sum(p.numel() for p in local), dtype=dtype, device=local[0].device)
+        self._loss_acc = torch.zeros(num_objectives, dtype=torch.float64)
+
+    def _sharded_gradient(self, model, loss: torch.Tensor, params) -> list[torch.Tensor | None]:
+        """FSDP2: one objective's gradient, this rank's shard of it, averaged over ranks by FSDP's backward.
+
+        ``torch.autograd.grad`` would bypass FSDP's reduce-scatter, so the loss goes through the engine's own
+        backward, with gradient sync forced on (inside the Trainer's ``no_sync`` of an accumulation step too) so
+        that each backward hands over its reduced shard; ``p.grad`` is read and cleared for the next objective.
+        """
+        model.set_requires_gradient_sync(True)
+        self._backward(loss)
+        grads = [None if p.grad is None else p.grad.to_local() for p in params]
+        for p in params:
+            p.grad = None
+        return grads
+
     def _apply_buffer(self, params, metrics) -> None:
         buffer, losses = self._buffer, self._loss_acc
-        if self.accelerator.num_processes > 1:  # DDP: average each objective's gradient over processes
-            buffer = self.accelerator.reduce(buffer, reduction="mean")
+        if self.accelerator.num_processes > 1:
             losses = self._process_mean(losses)
-        gram = (buffer @ buffer.T).double().cpu()
+        if self._fsdp2:  # rows are this rank's shards, already averaged: the Gram is the sum of the partial ones
+            gram = _sum_over_shards(_gram(buffer), params[0])
+        else:
+            if self.accelerator.num_processes > 1:  # DDP: average each objective's gradient over processes
+                buffer = self.accelerator.reduce(buffer, reduction="mean")
+            gram = _gram(buffer).cpu()
         coef = self.weighting.coefficients(losses.clone(), gram)
         combined = coef.to(buffer.device, buffer.dtype) @ buffer
-        pieces = _unflatten(combined, params)
+        pieces = _unflatten(combined, [_local(p) for p in params])
         if self.is_deepspeed_enabled:
             self._backward_as_gradient(params, pieces)
+        elif self._fsdp2:
+            for p, piece in zip(params, pieces):
+                p.grad = _as_shard_of(piece, p)
         else:
             for p, piece in zip(params, pieces):
                 p.grad = piece.clone() if p.grad is None else p.grad + piece
@@ -336,7 +389,7 @@ class MultiObjectivePreferenceTrainer(Trainer):
         if self.accelerator.num_processes > 1:
             grads = self.accelerator.reduce(grads, reduction="mean")
             losses = self._process_mean(losses)
-        coef = self.weighting.coefficients(losses, (grads @ grads.T).double().cpu())
+        coef = self.weighting.coefficients(losses, _gram(grads).cpu())
         total = sum(coef[k].item() * loss for k, (loss, _) in enumerate(results)) * self._scale()
         self._backward(total)
         self._record(losses, coef, {k: m for k, (_, m) in enumerate(results)})
@@ -419,6 +472,49 @@ def _add_flat(row: torch.Tensor, grads, params, scale: float) -> torch.Tensor:
             row[offset : offset + p.numel()].add_(g.reshape(-1).to(row.dtype), alpha=scale)
         offset += p.numel()
     return row
+
+
+def _gram(rows: torch.Tensor, block: int = 1 << 22) -> torch.Tensor:
+    """``rows @ rows.T`` accumulated in float64, a block of columns at a time.
+
+    The min-norm weights of two nearly parallel gradients hang on the Gram's low digits (a float32 product
+    moved MGDA's first weight by 6e-5, enough for Adam to flip elements where the objectives cancel), and a
+    float64 copy of the whole (K, D) buffer would triple its memory.
+    """
+    gram = torch.zeros(rows.shape[0], rows.shape[0], dtype=torch.float64, device=rows.device)
+    for start in range(0, rows.shape[1], block):
+        part = rows[:, start : start + block].double()
+        gram += part @ part.T
+    return gram
+
+
+def _is_dtensor(t: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(t, DTensor)
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a parameter: its local shard under FSDP2, the parameter itself otherwise."""
+    return p.to_local() if _is_dtensor(p) else p
+
+
+def _sum_over_shards(partial_gram: torch.Tensor, param) -> torch.Tensor:
+    """The full Gram matrix from each rank's (K, K) Gram over its disjoint shards (FSDP2's 1-D mesh)."""
+    mesh = param.device_mesh
+    if mesh.ndim != 1:
+        raise ValueError("per-objective gradients under FSDP2 support a 1-D device mesh (plain sharding), not "
+                         f"HSDP's {mesh.ndim}-D mesh, whose replicas would be counted twice; see docs/methods/mgda.md")
+    torch.distributed.all_reduce(partial_gram, group=mesh.get_group())
+    return partial_gram.cpu()
+
+
+def _as_shard_of(piece: torch.Tensor, param) -> torch.Tensor:
+    """``piece`` (this rank's local values) as the gradient DTensor of the sharded ``param``."""
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(piece.contiguous(), param.device_mesh, param.placements, run_check=False,
+                              shape=param.shape, stride=param.stride())
 
 
 def _unflatten(flat: torch.Tensor, params) -> list[torch.Tensor]:
