@@ -239,10 +239,10 @@ def test_the_gradient_path_runs_under_ddp_zero_1_2_and_fsdp2(engine):
 
 
 def test_the_gram_matrix_is_accumulated_in_float64_over_column_blocks():
-    from moalign.train.preference import _gram
+    from moalign.train.gradients import gram_matrix
 
     rows = torch.randn(3, 23, generator=torch.Generator().manual_seed(0))
     exact = rows.double() @ rows.double().T
     for block in (1, 5, 23, 1 << 22):  # blocks that split the columns unevenly, and one block for all
-        gram = _gram(rows, block=block)
+        gram = gram_matrix(rows, block=block)
         assert gram.dtype == torch.float64 and torch.allclose(gram, exact, rtol=0, atol=1e-12)

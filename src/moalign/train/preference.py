@@ -48,6 +48,15 @@ from transformers import Trainer
 from moalign.models.adapters import LORA, Adapter
 from moalign.train.checkpoints import CompleteCheckpointMarker
 from moalign.train.collate import PreferenceCollator, collate_objective
+from moalign.train.gradients import (
+    add_flat,
+    as_shard_of,
+    gram_matrix,
+    is_dtensor,
+    local_part,
+    sum_over_shards,
+    unflatten,
+)
 from moalign.train.logps import pair_logps
 from moalign.train.losses import PairLogps
 from moalign.train.reference import check_reference_mode, reference_pair_logps
@@ -304,7 +313,7 @@ class MultiObjectivePreferenceTrainer(Trainer):
                 grads = self._sharded_gradient(policy, loss, params)
             else:
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-            _add_flat(self._buffer[k], grads, [_local(p) for p in params], scale)
+            add_flat(self._buffer[k], grads, [local_part(p) for p in params], scale)
             self._loss_acc[k] += loss.detach().double().cpu() * scale
             step_loss += loss.detach() * scale / len(batches)
         if self.accelerator.sync_gradients:
@@ -315,11 +324,11 @@ class MultiObjectivePreferenceTrainer(Trainer):
         """The (K, D) float32 buffer (D: this rank's elements of the parameters; all of them unless sharded)."""
         if self._buffer is not None:
             return
-        if self._fsdp2 and not all(_is_dtensor(p) for p in params):
+        if self._fsdp2 and not all(is_dtensor(p) for p in params):
             raise ValueError("per-objective gradients under FSDP2 need every trainable parameter sharded by FSDP, but "
-                             f"{sum(not _is_dtensor(p) for p in params)} are not (added after fully_shard?); "
+                             f"{sum(not is_dtensor(p) for p in params)} are not (added after fully_shard?); "
                              "see docs/methods/mgda.md")
-        local = [_local(p) for p in params]
+        local = [local_part(p) for p in params]
         dtype = torch.promote_types(local[0].dtype, torch.float32)
         self._buffer = torch.zeros(num_objectives, sum(p.numel() for p in local), dtype=dtype, device=local[0].device)
         self._loss_acc = torch.zeros(num_objectives, dtype=torch.float64)
@@ -343,19 +352,19 @@ class MultiObjectivePreferenceTrainer(Trainer):
         if self.accelerator.num_processes > 1:
             losses = self._process_mean(losses)
         if self._fsdp2:  # rows are this rank's shards, already averaged: the Gram is the sum of the partial ones
-            gram = _sum_over_shards(_gram(buffer), params[0])
+            gram = sum_over_shards(gram_matrix(buffer), params[0])
         else:
             if self.accelerator.num_processes > 1:  # DDP: average each objective's gradient over processes
                 buffer = self.accelerator.reduce(buffer, reduction="mean")
-            gram = _gram(buffer).cpu()
+            gram = gram_matrix(buffer).cpu()
         coef = self.weighting.coefficients(losses.clone(), gram)
         combined = coef.to(buffer.device, buffer.dtype) @ buffer
-        pieces = _unflatten(combined, [_local(p) for p in params])
+        pieces = unflatten(combined, [local_part(p) for p in params])
         if self.is_deepspeed_enabled:
             self._backward_as_gradient(params, pieces)
         elif self._fsdp2:
             for p, piece in zip(params, pieces):
-                p.grad = _as_shard_of(piece, p)
+                p.grad = as_shard_of(piece, p)
         else:
             for p, piece in zip(params, pieces):
                 p.grad = piece.clone() if p.grad is None else p.grad + piece
@@ -383,13 +392,13 @@ class MultiObjectivePreferenceTrainer(Trainer):
         for loss, _ in results:
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
             row = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32, device=params[0].device)
-            rows.append(_add_flat(row, grads, params, 1.0))
+            rows.append(add_flat(row, grads, params, 1.0))
         grads = torch.stack(rows)
         losses = torch.tensor([loss.item() for loss, _ in results], dtype=torch.float64)
         if self.accelerator.num_processes > 1:
             grads = self.accelerator.reduce(grads, reduction="mean")
             losses = self._process_mean(losses)
-        coef = self.weighting.coefficients(losses, _gram(grads).cpu())
+        coef = self.weighting.coefficients(losses, gram_matrix(grads).cpu())
         total = sum(coef[k].item() * loss for k, (loss, _) in enumerate(results)) * self._scale()
         self._backward(total)
         self._record(losses, coef, {k: m for k, (_, m) in enumerate(results)})
@@ -462,65 +471,3 @@ class MultiObjectivePreferenceTrainer(Trainer):
             raise ValueError(f"{checkpoint} was trained with preference schedule {saved}; pass the same schedule")
         self.weighting.load_state_dict(state["weighting"])
         self.history = list(state["history"])
-
-
-def _add_flat(row: torch.Tensor, grads, params, scale: float) -> torch.Tensor:
-    """row += scale * concat(flattened grads); a parameter without a gradient contributes zeros."""
-    offset = 0
-    for g, p in zip(grads, params, strict=True):
-        if g is not None:
-            row[offset : offset + p.numel()].add_(g.reshape(-1).to(row.dtype), alpha=scale)
-        offset += p.numel()
-    return row
-
-
-def _gram(rows: torch.Tensor, block: int = 1 << 22) -> torch.Tensor:
-    """``rows @ rows.T`` accumulated in float64, a block of columns at a time.
-
-    The min-norm weights of two nearly parallel gradients hang on the Gram's low digits (a float32 product
-    moved MGDA's first weight by 6e-5, enough for Adam to flip elements where the objectives cancel), and a
-    float64 copy of the whole (K, D) buffer would triple its memory.
-    """
-    gram = torch.zeros(rows.shape[0], rows.shape[0], dtype=torch.float64, device=rows.device)
-    for start in range(0, rows.shape[1], block):
-        part = rows[:, start : start + block].double()
-        gram += part @ part.T
-    return gram
-
-
-def _is_dtensor(t: torch.Tensor) -> bool:
-    from torch.distributed.tensor import DTensor
-
-    return isinstance(t, DTensor)
-
-
-def _local(p: torch.Tensor) -> torch.Tensor:
-    """This rank's part of a parameter: its local shard under FSDP2, the parameter itself otherwise."""
-    return p.to_local() if _is_dtensor(p) else p
-
-
-def _sum_over_shards(partial_gram: torch.Tensor, param) -> torch.Tensor:
-    """The full Gram matrix from each rank's (K, K) Gram over its disjoint shards (FSDP2's 1-D mesh)."""
-    mesh = param.device_mesh
-    if mesh.ndim != 1:
-        raise ValueError("per-objective gradients under FSDP2 support a 1-D device mesh (plain sharding), not "
-                         f"HSDP's {mesh.ndim}-D mesh, whose replicas would be counted twice; see docs/methods/mgda.md")
-    torch.distributed.all_reduce(partial_gram, group=mesh.get_group())
-    return partial_gram.cpu()
-
-
-def _as_shard_of(piece: torch.Tensor, param) -> torch.Tensor:
-    """``piece`` (this rank's local values) as the gradient DTensor of the sharded ``param``."""
-    from torch.distributed.tensor import DTensor
-
-    return DTensor.from_local(piece.contiguous(), param.device_mesh, param.placements, run_check=False,
-                              shape=param.shape, stride=param.stride())
-
-
-def _unflatten(flat: torch.Tensor, params) -> list[torch.Tensor]:
-    """The pieces of a flat (D,) vector shaped and typed as each parameter (the inverse of ``_add_flat``)."""
-    pieces, offset = [], 0
-    for p in params:
-        pieces.append(flat[offset : offset + p.numel()].view_as(p).to(p.dtype))
-        offset += p.numel()
-    return pieces
