@@ -52,7 +52,7 @@ def sum_over_shards(partial_gram: torch.Tensor, param) -> torch.Tensor:
         raise ValueError("per-objective gradients under FSDP2 support a 1-D device mesh (plain sharding), not "
                          f"HSDP's {mesh.ndim}-D mesh, whose replicas would be counted twice; see docs/methods/mgda.md")
     torch.distributed.all_reduce(partial_gram, group=mesh.get_group())
-    return partial_gram.cpu()
+    return partial_gram
 
 
 def as_shard_of(piece: torch.Tensor, param) -> torch.Tensor:

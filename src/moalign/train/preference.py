@@ -305,7 +305,8 @@ class MultiObjectivePreferenceTrainer(Trainer):
         """Per-objective gradients into the (K, D) buffer; combine at the optimiser step."""
         policy = self.accelerator.unwrap_model(model)
         params = self._grad_params(policy)
-        self._allocate_buffer(len(batches), params)
+        local = [local_part(p) for p in params]  # this rank's elements (the shards under FSDP2)
+        self._allocate_buffer(len(batches), params, local)
         scale, metrics, step_loss = self._scale(), {}, 0.0
         for k, batch in enumerate(batches):
             loss, metrics[k] = self.objective_loss(policy, batch, k)
@@ -313,14 +314,14 @@ class MultiObjectivePreferenceTrainer(Trainer):
                 grads = self._sharded_gradient(policy, loss, params)
             else:
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-            add_flat(self._buffer[k], grads, [local_part(p) for p in params], scale)
+            add_flat(self._buffer[k], grads, local, scale)
             self._loss_acc[k] += loss.detach().double().cpu() * scale
             step_loss += loss.detach() * scale / len(batches)
         if self.accelerator.sync_gradients:
-            self._apply_buffer(params, metrics)
+            self._apply_buffer(params, local, metrics)
         return step_loss
 
-    def _allocate_buffer(self, num_objectives: int, params) -> None:
+    def _allocate_buffer(self, num_objectives: int, params, local) -> None:
         """The (K, D) float32 buffer (D: this rank's elements of the parameters; all of them unless sharded)."""
         if self._buffer is not None:
             return
@@ -328,7 +329,6 @@ class MultiObjectivePreferenceTrainer(Trainer):
             raise ValueError("per-objective gradients under FSDP2 need every trainable parameter sharded by FSDP, but "
                              f"{sum(not is_dtensor(p) for p in params)} are not (added after fully_shard?); "
                              "see docs/methods/mgda.md")
-        local = [local_part(p) for p in params]
         dtype = torch.promote_types(local[0].dtype, torch.float32)
         self._buffer = torch.zeros(num_objectives, sum(p.numel() for p in local), dtype=dtype, device=local[0].device)
         self._loss_acc = torch.zeros(num_objectives, dtype=torch.float64)
@@ -347,7 +347,7 @@ class MultiObjectivePreferenceTrainer(Trainer):
             p.grad = None
         return grads
 
-    def _apply_buffer(self, params, metrics) -> None:
+    def _apply_buffer(self, params, local, metrics) -> None:
         buffer, losses = self._buffer, self._loss_acc
         if self.accelerator.num_processes > 1:
             losses = self._process_mean(losses)
@@ -356,10 +356,10 @@ class MultiObjectivePreferenceTrainer(Trainer):
         else:
             if self.accelerator.num_processes > 1:  # DDP: average each objective's gradient over processes
                 buffer = self.accelerator.reduce(buffer, reduction="mean")
-            gram = gram_matrix(buffer).cpu()
-        coef = self.weighting.coefficients(losses.clone(), gram)
+            gram = gram_matrix(buffer)
+        coef = self.weighting.coefficients(losses.clone(), gram.cpu())
         combined = coef.to(buffer.device, buffer.dtype) @ buffer
-        pieces = unflatten(combined, [local_part(p) for p in params])
+        pieces = unflatten(combined, local)
         if self.is_deepspeed_enabled:
             self._backward_as_gradient(params, pieces)
         elif self._fsdp2:
